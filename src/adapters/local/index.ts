@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { BakeSource, SourceReader } from '../../ports.ts';
+import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
+import type { StepEvent } from '../../recipes/toe.ts';
+import type { Deps } from '../../tasks.ts';
+import type { LocalHome } from './home.ts';
+import { LocalImageBuilder } from './image-builder.ts';
+import { LocalInvoker } from './invoker.ts';
+import { TerminalNotifier } from './notifier.ts';
+import { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
+import { LocalApprovalStore, LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from './stores.ts';
+
+/** Sources on this machine: the spec file is read where it is. */
+export class LocalSourceReader implements SourceReader {
+  async open(source: BakeSource): Promise<{ specFile: string; where: string }> {
+    if (source.type !== 'file') throw new Error('the local backend reads bakes from files; S3 sources need the AWS backend');
+    return { specFile: path.resolve(source.path), where: source.path };
+  }
+}
+
+export interface LocalDeps extends Deps {
+  home: LocalHome;
+  callbacks: LocalTaskCallbacks;
+  layers: LocalLayerRegistry;
+  functions: LocalFunctionRegistry;
+}
+
+/** Every port on its local adapter, all state under `home`. */
+export function createLocalDeps(options: {
+  home: LocalHome;
+  projectRoot: string;
+  write?: (line: string) => void;
+  onStep?: (event: StepEvent) => void;
+  waitingHint?: boolean;
+}): LocalDeps {
+  const { home, projectRoot } = options;
+  const recipes = new DirectoryRecipeCatalog(path.join(projectRoot, 'layers'));
+  const callbacks = new LocalTaskCallbacks(home);
+  const layers = new LocalLayerRegistry(home);
+  const functions = new LocalFunctionRegistry(home);
+  return {
+    home,
+    sources: new LocalSourceReader(),
+    recipes,
+    artefacts: new LocalArtefactStore(home),
+    imageBuilder: new LocalImageBuilder({
+      home,
+      recipes,
+      callbacks,
+      projectRoot,
+      ...(options.onStep ? { onStep: options.onStep } : {}),
+    }),
+    layers,
+    functions,
+    invoker: new LocalInvoker(functions, layers),
+    approvals: new LocalApprovalStore(home),
+    notifier: new TerminalNotifier(options.write ?? (() => {}), { waitingHint: options.waitingHint ?? true }),
+    callbacks,
+    ledger: new LocalLedger(home),
+    clock: { now: () => new Date() },
+    ids: { random: () => randomBytes(8).toString('hex') },
+  };
+}

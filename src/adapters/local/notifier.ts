@@ -1,0 +1,42 @@
+import type { ApprovalRecord, Notifier } from '../../ports.ts';
+
+/** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
+export class TerminalNotifier implements Notifier {
+  private readonly write: (line: string) => void;
+  private readonly waitingHint: boolean;
+
+  constructor(write: (line: string) => void, options: { waitingHint?: boolean } = {}) {
+    this.write = write;
+    this.waitingHint = options.waitingHint ?? true;
+  }
+
+  async approvalRequested(record: ApprovalRecord): Promise<void> {
+    const lines = [
+      `  ┌ approval requested for bake ${record.bakeId} (${record.id})`,
+      ...record.summary.functions.map((f) => `  │ ${f.name}: ${f.alias} ${f.live ?? '(none)'} → version ${f.version}`),
+      `  │ runtime ${record.summary.runtime}`,
+      `  │ layer ${record.summary.layer.arn}`,
+      `  │   sha256 ${record.summary.layer.sha256Hex}`,
+      `  │ validation: ${record.summary.validation.passed ? 'passed' : 'FAILED'} (${record.summary.validation.cases} cases)`,
+      `  │ expires ${record.expiresAt}${record.approvers.length ? `; approvers: ${record.approvers.join(', ')}` : ''}`,
+    ];
+    if (this.waitingHint) {
+      lines.push(
+        `  │ decide from another terminal:  npx bakery approve ${record.bakeId}`,
+        `  │                             or npx bakery reject ${record.bakeId} --reason "…"`,
+      );
+    }
+    lines.push('  └');
+    for (const line of lines) this.write(line);
+  }
+
+  async approvalDecided(record: ApprovalRecord): Promise<void> {
+    const d = record.decision;
+    if (!d) return;
+    this.write(`  ${d.outcome} by ${d.by} at ${d.at}${d.reason ? `: ${d.reason}` : ''}`);
+  }
+
+  async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
+    this.write(`  bake ${failure.bakeId ?? '(unresolved)'} failed in ${failure.state}: ${failure.error}`);
+  }
+}

@@ -1,0 +1,253 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { AliasConflictError, NotFoundError } from '../../errors.ts';
+import type {
+  AliasInfo,
+  FunctionRegistry,
+  FunctionVersionInfo,
+  FunctionVersionInput,
+  LayerPublishInput,
+  LayerRegistry,
+  LayerVersionInfo,
+} from '../../ports.ts';
+import { createJsonExclusive, readJsonIfExists, sha256File, writeJsonAtomic } from '../../util/fsx.ts';
+import { canonicalJson } from '../../util/json.ts';
+import type { LocalHome } from './home.ts';
+import { copyFileAtomic } from './stores.ts';
+
+const ACCOUNT = '000000000000';
+const REGION = 'local';
+
+export const localLayerArn = (name: string, version?: number): string =>
+  `arn:aws:lambda:${REGION}:${ACCOUNT}:layer:${name}${version === undefined ? '' : `:${version}`}`;
+
+export function parseLayerArn(arn: string): { name: string; version: number } | undefined {
+  const match = /^arn:aws:lambda:[^:]+:\d{12}:layer:([A-Za-z0-9_-]+):(\d+)$/.exec(arn);
+  return match ? { name: match[1] as string, version: Number(match[2]) } : undefined;
+}
+
+async function numberedJson(dir: string): Promise<number[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Claim the next version number in `dir` with an exclusive create, so two
+ * concurrent publishers never get the same number (Lambda's own guarantee).
+ */
+async function claimNext(dir: string, record: (version: number) => unknown): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  for (;;) {
+    const taken = await numberedJson(dir);
+    const next = (taken.at(-1) ?? 0) + 1;
+    if (await createJsonExclusive(path.join(dir, `${next}.json`), record(next))) return next;
+  }
+}
+
+interface StoredLayer extends LayerVersionInfo {
+  sha256Hex: string;
+  description: string;
+  compatibleRuntimes: string[];
+  architectures: string[];
+  zip: string;
+  createdAt: string;
+}
+
+/** Layer versions under `<home>/layers/<name>/<version>.json` with the zip beside it. */
+export class LocalLayerRegistry implements LayerRegistry {
+  private readonly home: LocalHome;
+
+  constructor(home: LocalHome) {
+    this.home = home;
+  }
+
+  private dir(name: string): string {
+    return this.home.path('layers', name);
+  }
+
+  async list(name: string): Promise<StoredLayer[]> {
+    const out: StoredLayer[] = [];
+    for (const version of await numberedJson(this.dir(name))) {
+      const stored = await readJsonIfExists<StoredLayer>(path.join(this.dir(name), `${version}.json`));
+      if (stored) out.push(stored);
+    }
+    return out;
+  }
+
+  async findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined> {
+    const match = (await this.list(name)).find((l) => l.codeSha256 === codeSha256);
+    return match ? strip(match) : undefined;
+  }
+
+  async publish(input: LayerPublishInput): Promise<LayerVersionInfo> {
+    const dir = this.dir(input.name);
+    // The bytes go in first under a unique name; the version record that makes
+    // them visible is created last, so a crash leaves no half-published version.
+    const blob = path.join(dir, 'blobs', `${randomBytes(8).toString('hex')}.zip`);
+    await copyFileAtomic(input.zipFile, blob);
+    // Like Lambda, report the hash of what was stored, not of what we meant to store.
+    const stored = await sha256File(blob);
+    const version = await claimNext(dir, (v) => ({
+      name: input.name,
+      arn: localLayerArn(input.name, v),
+      version: v,
+      codeSha256: stored.base64,
+      sha256Hex: stored.hex,
+      size: stored.size,
+      description: input.description,
+      compatibleRuntimes: input.compatibleRuntimes,
+      architectures: input.architectures,
+      zip: path.relative(dir, blob),
+      createdAt: new Date().toISOString(),
+    }));
+    return { name: input.name, arn: localLayerArn(input.name, version), version, codeSha256: stored.base64, size: stored.size };
+  }
+
+  async get(arn: string): Promise<LayerVersionInfo | undefined> {
+    const stored = await this.getStored(arn);
+    return stored ? strip(stored) : undefined;
+  }
+
+  async getStored(arn: string): Promise<(StoredLayer & { zipPath: string }) | undefined> {
+    const parsed = parseLayerArn(arn);
+    if (!parsed) return undefined;
+    const stored = await readJsonIfExists<StoredLayer>(path.join(this.dir(parsed.name), `${parsed.version}.json`));
+    return stored ? { ...stored, zipPath: path.join(this.dir(parsed.name), stored.zip) } : undefined;
+  }
+}
+
+function strip(stored: StoredLayer): LayerVersionInfo {
+  return { name: stored.name, arn: stored.arn, version: stored.version, codeSha256: stored.codeSha256, size: stored.size };
+}
+
+export interface StoredVersion extends FunctionVersionInfo {
+  description: string;
+  architecture: string;
+  memorySize: number;
+  timeout: number;
+  code: string;
+  createdAt: string;
+}
+
+const configOf = (v: Omit<StoredVersion, 'version' | 'code' | 'createdAt' | 'description' | 'name'>) =>
+  canonicalJson({
+    codeSha256: v.codeSha256,
+    handler: v.handler,
+    runtime: v.runtime,
+    architecture: v.architecture,
+    memorySize: v.memorySize,
+    timeout: v.timeout,
+    environment: v.environment,
+    layers: v.layers,
+  });
+
+/**
+ * Functions under `<home>/functions/<name>/`: numbered immutable versions with their
+ * code zip, and aliases that carry a revision id for compare-and-swap moves.
+ */
+export class LocalFunctionRegistry implements FunctionRegistry {
+  private readonly home: LocalHome;
+
+  constructor(home: LocalHome) {
+    this.home = home;
+  }
+
+  private dir(name: string, ...rest: string[]): string {
+    return this.home.path('functions', name, ...rest);
+  }
+
+  async listVersions(name: string): Promise<StoredVersion[]> {
+    const out: StoredVersion[] = [];
+    for (const v of await numberedJson(this.dir(name, 'versions'))) {
+      const stored = await readJsonIfExists<StoredVersion>(this.dir(name, 'versions', `${v}.json`));
+      if (stored) out.push(stored);
+    }
+    return out;
+  }
+
+  async publishVersion(input: FunctionVersionInput): Promise<FunctionVersionInfo> {
+    const stored = await sha256File(input.codeFile);
+    const candidate = {
+      codeSha256: stored.base64,
+      handler: input.handler,
+      runtime: input.runtime,
+      architecture: input.architecture,
+      memorySize: input.memorySize,
+      timeout: input.timeout,
+      environment: input.environment,
+      layers: input.layers,
+    };
+    // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
+    const latest = (await this.listVersions(input.name)).at(-1);
+    if (latest && configOf(latest) === configOf(candidate)) return info(latest);
+    const code = path.join('code', `${stored.hex}.zip`);
+    await copyFileAtomic(input.codeFile, this.dir(input.name, code));
+    const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
+      name: input.name,
+      version: String(v),
+      description: input.description,
+      ...candidate,
+      code,
+      createdAt: new Date().toISOString(),
+    }));
+    return info((await this.getStored(input.name, String(version))) as StoredVersion);
+  }
+
+  async getStored(name: string, version: string): Promise<(StoredVersion & { codePath: string }) | undefined> {
+    if (!/^\d+$/.test(version)) return undefined;
+    const stored = await readJsonIfExists<StoredVersion>(this.dir(name, 'versions', `${version}.json`));
+    return stored ? { ...stored, codePath: this.dir(name, stored.code) } : undefined;
+  }
+
+  async getVersion(name: string, version: string): Promise<FunctionVersionInfo | undefined> {
+    const stored = await this.getStored(name, version);
+    return stored ? info(stored) : undefined;
+  }
+
+  async getAlias(name: string, alias: string): Promise<AliasInfo | undefined> {
+    return readJsonIfExists<AliasInfo>(this.dir(name, 'aliases', `${alias}.json`));
+  }
+
+  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
+    if (!(await this.getStored(name, version))) throw new NotFoundError(`${name} has no version ${version}`);
+    const file = this.dir(name, 'aliases', `${alias}.json`);
+    const lock = `${file}.lock`;
+    await mkdir(path.dirname(file), { recursive: true });
+    // An exclusive lock file serialises compare-and-swap on the alias.
+    for (let attempt = 0; !(await createJsonExclusive(lock, { pid: process.pid })); attempt++) {
+      if (attempt > 100) throw new AliasConflictError(`alias ${name}:${alias} is locked by another process (${lock})`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    try {
+      const current = await readJsonIfExists<AliasInfo>(file);
+      if ((current?.revisionId ?? null) !== expectedRevisionId) {
+        throw new AliasConflictError(
+          `alias ${name}:${alias} changed while we were releasing (now on version ${current?.version ?? 'none'})`,
+          { hint: 'Someone else moved it; check `bakery status` and bake again.' },
+        );
+      }
+      const next: AliasInfo = { name, alias, version, revisionId: randomBytes(8).toString('hex') };
+      await writeJsonAtomic(file, next);
+      return next;
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+}
+
+function info(v: StoredVersion): FunctionVersionInfo {
+  return {
+    name: v.name,
+    version: v.version,
+    codeSha256: v.codeSha256,
+    handler: v.handler,
+    runtime: v.runtime,
+    layers: v.layers,
+    environment: v.environment,
+  };
+}

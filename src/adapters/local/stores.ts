@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AlreadyDecidedError, NotFoundError } from '../../errors.ts';
+import type {
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStore,
+  ArtefactRef,
+  ArtefactStore,
+  Json,
+  Ledger,
+  LedgerEntry,
+  TaskCallbacks,
+} from '../../ports.ts';
+import {
+  appendLineDurable,
+  createJsonExclusive,
+  exists,
+  readJsonIfExists,
+  sha256File,
+  sha256Hex,
+  writeFileAtomic,
+} from '../../util/fsx.ts';
+import type { LocalHome } from './home.ts';
+
+/** Copy a file into place so it appears complete or not at all. */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  await mkdir(path.dirname(to), { recursive: true });
+  const temp = `${to}.${randomBytes(6).toString('hex')}.partial`;
+  try {
+    await copyFile(from, temp);
+    await rename(temp, to);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Artefacts as files under `<home>/artefacts/<key>`. */
+export class LocalArtefactStore implements ArtefactStore {
+  private readonly home: LocalHome;
+
+  constructor(home: LocalHome) {
+    this.home = home;
+  }
+
+  private file(key: string): string {
+    if (key.split('/').some((part) => part === '..' || part === '')) throw new Error(`bad artefact key ${key}`);
+    return this.home.path('artefacts', key);
+  }
+
+  async putFile(key: string, file: string): Promise<ArtefactRef> {
+    const target = this.file(key);
+    const { hex, size } = await sha256File(file);
+    if (!(await exists(target))) await copyFileAtomic(file, target);
+    return { uri: pathToFileURL(target).href, sha256Hex: hex, size };
+  }
+
+  async putJson(key: string, value: unknown): Promise<ArtefactRef> {
+    const target = this.file(key);
+    const text = `${JSON.stringify(value, null, 2)}\n`;
+    await writeFileAtomic(target, text);
+    return { uri: pathToFileURL(target).href, sha256Hex: sha256Hex(text), size: Buffer.byteLength(text) };
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    return readJsonIfExists<T>(this.file(key));
+  }
+
+  async fetchFile(ref: ArtefactRef): Promise<string> {
+    return fileURLToPath(ref.uri);
+  }
+
+  async fetchTree(ref: ArtefactRef): Promise<string> {
+    return fileURLToPath(ref.uri);
+  }
+}
+
+/** The append-only ledger: one fsync'd JSON line per entry in `<home>/ledger.jsonl`. */
+export class LocalLedger implements Ledger {
+  private readonly file: string;
+
+  constructor(home: LocalHome) {
+    this.file = home.path('ledger.jsonl');
+  }
+
+  async append(entry: LedgerEntry): Promise<void> {
+    await appendLineDurable(this.file, JSON.stringify(entry));
+  }
+
+  async list(): Promise<LedgerEntry[]> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    // A line without its newline was cut by a crash mid-append and was never acknowledged.
+    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+    return complete
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as LedgerEntry);
+  }
+}
+
+/** Approvals under `<home>/approvals/`: the record, and a decision file created exactly once. */
+export class LocalApprovalStore implements ApprovalStore {
+  private readonly dir: string;
+
+  constructor(home: LocalHome) {
+    this.dir = home.path('approvals');
+  }
+
+  async create(record: ApprovalRecord): Promise<void> {
+    const created = await createJsonExclusive(path.join(this.dir, `${record.id}.json`), { ...record, decision: null });
+    if (!created) throw new Error(`approval ${record.id} exists already`);
+  }
+
+  async get(id: string): Promise<ApprovalRecord | undefined> {
+    if (!/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
+    const record = await readJsonIfExists<ApprovalRecord>(path.join(this.dir, `${id}.json`));
+    if (!record) return undefined;
+    const decision = await readJsonIfExists<ApprovalDecision>(path.join(this.dir, `${id}.decision.json`));
+    return { ...record, decision: decision ?? null };
+  }
+
+  async findByBake(bakeId: string): Promise<ApprovalRecord | undefined> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    let found: ApprovalRecord | undefined;
+    for (const name of names) {
+      if (!name.endsWith('.json') || name.endsWith('.decision.json')) continue;
+      const record = await this.get(name.slice(0, -'.json'.length));
+      if (record?.bakeId === bakeId && (!found || record.createdAt > found.createdAt)) found = record;
+    }
+    return found;
+  }
+
+  async decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord> {
+    const record = await this.get(id);
+    if (!record) throw new NotFoundError(`no approval ${id}`);
+    const created = await createJsonExclusive(path.join(this.dir, `${id}.decision.json`), decision);
+    if (!created) {
+      const existing = (await this.get(id))?.decision;
+      throw new AlreadyDecidedError(
+        `approval ${id} (bake ${record.bakeId}) was already ${existing?.outcome ?? 'decided'}${existing ? ` by ${existing.by} at ${existing.at}` : ''}`,
+      );
+    }
+    return { ...record, decision };
+  }
+}
+
+export type TokenOutcome = { status: 'succeeded'; output: Json } | { status: 'failed'; error: string; cause: string };
+
+/**
+ * Task tokens of the local runner: `SendTaskSuccess`/`SendTaskFailure` write
+ * `<home>/tokens/<token>.json` once; the runner waits for that file.
+ */
+export class LocalTaskCallbacks implements TaskCallbacks {
+  private readonly dir: string;
+
+  constructor(home: LocalHome) {
+    this.dir = home.path('tokens');
+  }
+
+  private file(token: string): string {
+    if (!/^[A-Za-z0-9_.-]+$/.test(token)) throw new Error(`bad task token ${token}`);
+    return path.join(this.dir, `${token}.json`);
+  }
+
+  private async settle(token: string, outcome: TokenOutcome): Promise<void> {
+    if (!(await createJsonExclusive(this.file(token), outcome))) {
+      throw new AlreadyDecidedError(`task token ${token} was already used`);
+    }
+  }
+
+  succeed(token: string, output: Json): Promise<void> {
+    return this.settle(token, { status: 'succeeded', output });
+  }
+
+  fail(token: string, error: string, cause: string): Promise<void> {
+    return this.settle(token, { status: 'failed', error, cause });
+  }
+
+  /** Wait until the token is settled (polls; the file appears atomically). */
+  async wait(token: string, signal?: AbortSignal, pollMs = 100): Promise<TokenOutcome> {
+    const file = this.file(token);
+    for (;;) {
+      const outcome = await readJsonIfExists<TokenOutcome>(file);
+      if (outcome) return outcome;
+      if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+}

@@ -1,0 +1,206 @@
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { LocalHome } from '../adapters/local/home.ts';
+import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
+import { decideApproval } from '../cores/approval.ts';
+import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
+import { status } from '../cores/status.ts';
+import { BakeryError, InputError } from '../errors.ts';
+import { PROJECT_ROOT } from '../local/asl.ts';
+import { runBake } from '../local/runner.ts';
+import type { StepEvent } from '../recipes/toe.ts';
+
+/** Exit codes of the `bakery` command, listed in `--help`. */
+export const ExitCodes = {
+  Success: 0,
+  /** The bake failed (a stage, validation, rejection); nothing was released. */
+  Failed: 1,
+  /** Bad input: a spec, a recipe, a flag, the state directory. Nothing was written. */
+  BadInput: 2,
+  /** An unexpected internal error. */
+  Internal: 3,
+} as const;
+
+export interface ProgramIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+const defaultIO = (): ProgramIO => ({
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  env: process.env,
+  cwd: process.cwd(),
+});
+
+/** A failure the CLI reports with a given exit code. */
+class ExitError extends Error {
+  readonly code: number;
+
+  constructor(code: number, message = '') {
+    super(message);
+    this.name = 'ExitError';
+    this.code = code;
+  }
+}
+
+function whoami(env: NodeJS.ProcessEnv): string {
+  try {
+    return env.BAKERY_USER ?? os.userInfo().username;
+  } catch {
+    return 'local-user';
+  }
+}
+
+/**
+ * The `bakery` command. A factory with no side effects on import; `run` maps every
+ * outcome to an exit code instead of calling `process.exit`, so tests drive it directly.
+ */
+export function makeProgram(io: ProgramIO = defaultIO()) {
+  const line = (text = '') => io.out(`${text}\n`);
+  const home = () => LocalHome.fromEnv(io.env, io.cwd);
+  const deps = async (extra: { onStep?: (e: StepEvent) => void; waitingHint?: boolean } = {}): Promise<LocalDeps> => {
+    const h = home();
+    await h.ensure();
+    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...extra });
+  };
+
+  const program = new Command('bakery')
+    .description('Bake, pin and release AWS Lambda runtimes the immutable way: never patch what runs.')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Environment:
+  BAKERY_HOME   state directory of the local backend (default: ./.bakery)
+
+Exit codes:
+  ${ExitCodes.Success}  success
+  ${ExitCodes.Failed}  the bake (or check) failed; nothing was released
+  ${ExitCodes.BadInput}  bad input (spec, recipe, flags, state directory); nothing was written
+  ${ExitCodes.Internal}  internal error`,
+    );
+
+  program
+    .command('bake')
+    .description('bake a spec on the local backend: build, layer, version, validate, approve, release')
+    .argument('<spec>', 'path of the bake spec (JSON)')
+    .option('--approve', 'approve as soon as validation passes (CI, the demo)')
+    .option('--rebuild', 'build the runtime even when an earlier build has the same bake key')
+    .addOption(new Option('--approver <name>', 'who approves with --approve').default(whoami(io.env), 'your user name'))
+    .action(async (specArg: string, opts: { approve?: boolean; rebuild?: boolean; approver: string }) => {
+      const h = home();
+      const local = createLocalDeps({ home: h, projectRoot: PROJECT_ROOT });
+      // Check the input before anything is written, so bad input leaves no trace.
+      const specFile = path.resolve(io.cwd, specArg);
+      const { spec } = await checkBakeInput(specFile, local.recipes, specArg);
+      const d = await deps({
+        onStep: (e) => {
+          if (e.status !== 'started')
+            line(
+              `    ${e.status === 'succeeded' ? '·' : '!'} ${e.phase} › ${e.step} ${e.status} (${((e.durationMs ?? 0) / 1000).toFixed(1)} s)`,
+            );
+        },
+        waitingHint: !opts.approve,
+      });
+      const bakeId = newBakeId(spec.name, new Date(), d.ids.random());
+      line(`bake ${bakeId}: ${specArg} on the local backend (${h.root})`);
+      const outcome = await runBake(
+        {
+          bakeId,
+          source: { type: 'file', path: specFile },
+          trigger: { type: 'cli', user: whoami(io.env) },
+          options: { rebuild: opts.rebuild ?? false },
+        },
+        { deps: d, approve: opts.approve ? 'auto' : 'wait', approver: opts.approver, write: line },
+      );
+      line();
+      if (outcome.status === 'failed') {
+        io.err(`bake ${outcome.bakeId ?? bakeId} failed in ${outcome.state}: ${outcome.error}\n${outcome.cause}\n`);
+        io.err('nothing was released: every alias is where it was.\n');
+        throw new ExitError(ExitCodes.Failed);
+      }
+      const { layer, release, record } = outcome.output;
+      line(`bake ${outcome.bakeId} released`);
+      if (layer) {
+        line(`  layer     ${layer.arn} (${layer.reused ? 'reused: same bytes as before' : 'new version'})`);
+        line(`  sha256    ${layer.sha256Hex}`);
+      }
+      for (const move of release?.functions ?? []) {
+        line(
+          `  ${move.name.padEnd(9)} version ${move.to}; alias ${move.alias} → ${move.to}${move.changed ? ` (was ${move.from ?? 'unset'})` : ' (unchanged)'}`,
+        );
+      }
+      line(`  manifest  ${record.manifest.uri}`);
+    });
+
+  program
+    .command('status')
+    .description("show each function's alias, the version it points to, its layer and the bake that released it")
+    .option('--json', 'print JSON: {"functions": [{name, alias, version, layer: {arn, version, sha256, codeSha256}, bakeId, releasedAt}]}')
+    .action(async (opts: { json?: boolean }) => {
+      const d = await deps();
+      const result = await status(d);
+      if (opts.json) {
+        line(JSON.stringify(result, null, 2));
+        return;
+      }
+      if (result.functions.length === 0) {
+        line(`nothing released yet in ${d.home.root}; try: npm run demo`);
+        return;
+      }
+      for (const f of result.functions) {
+        line(`${f.name}:${f.alias} → version ${f.version ?? '(alias missing)'}`);
+        line(`  layer   ${f.layer ? `${f.layer.arn}\n          sha256 ${f.layer.sha256 ?? '?'}` : '(none)'}`);
+        line(`  bake    ${f.bakeId ?? '(not released by bakery)'}${f.releasedAt ? ` at ${f.releasedAt}` : ''}`);
+      }
+    });
+
+  const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
+    const d = await deps();
+    const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, d);
+    line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
+  };
+
+  program
+    .command('approve')
+    .description('approve the pending approval of a bake (decided once; a second decision is refused)')
+    .argument('<bakeId>', 'the bake id (or approval id) to approve')
+    .addOption(new Option('--by <name>', 'who approves').default(whoami(io.env), 'your user name'))
+    .action(decide('approved'));
+
+  program
+    .command('reject')
+    .description('reject the pending approval of a bake; nothing is released')
+    .argument('<bakeId>', 'the bake id (or approval id) to reject')
+    .option('--reason <text>', 'why, recorded in the ledger')
+    .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
+    .action(decide('rejected'));
+
+  /** Parse and run; resolves to the exit code. */
+  const run = async (argv: string[]): Promise<number> => {
+    try {
+      await program.parseAsync(argv, { from: 'user' });
+      return ExitCodes.Success;
+    } catch (error) {
+      if (error instanceof ExitError) return error.code;
+      if (error instanceof CommanderError) {
+        return error.exitCode === 0 ? ExitCodes.Success : ExitCodes.BadInput;
+      }
+      if (error instanceof BakeryError) {
+        io.err(`${error.name}: ${error.message}\n`);
+        if (error.hint) io.err(`  ${error.hint}\n`);
+        return error instanceof InputError ? ExitCodes.BadInput : ExitCodes.Failed;
+      }
+      io.err(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      return ExitCodes.Internal;
+    }
+  };
+
+  return { program, run };
+}

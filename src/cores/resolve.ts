@@ -1,0 +1,98 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BakeSpecError } from '../errors.ts';
+import type { ArtefactStore, BakeRequest, Clock, IdSource, RecipeCatalog, ResolvedBake, ResolvedFunction, SourceReader } from '../ports.ts';
+import { resolveRecipe } from '../recipes/recipe.ts';
+import { loadSpec } from '../spec.ts';
+import { zipTree } from '../zip/deterministic.ts';
+
+export interface ResolveDeps {
+  sources: SourceReader;
+  recipes: RecipeCatalog;
+  artefacts: ArtefactStore;
+  clock: Clock;
+  ids: IdSource;
+}
+
+const BAKE_ID = /^[A-Za-z0-9_-]{1,80}$/;
+
+/** `hello-20261122T073000-3f9a`: sortable, readable, unique enough per spec. */
+export function newBakeId(specName: string, now: Date, random: string): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
+  return `${specName}-${stamp}-${random.slice(0, 4)}`;
+}
+
+/**
+ * Everything that can be checked about a bake's input without building anything:
+ * the spec parses, its recipe exists and takes the given parameters, each code
+ * directory exists. The CLI runs it before it writes anything.
+ */
+export async function checkBakeInput(specFile: string, recipes: RecipeCatalog, where = specFile) {
+  const { spec, dir } = await loadSpec(specFile).catch((error: unknown) => {
+    if (error instanceof BakeSpecError && where !== specFile) error.message = error.message.replaceAll(specFile, where);
+    throw error;
+  });
+  const recipe = await resolveRecipe(recipes, spec.runtime.recipe, spec.runtime.parameters);
+  const codeDirs: string[] = [];
+  for (const [index, fn] of spec.functions.entries()) {
+    const codeDir = path.resolve(dir, fn.code);
+    const info = await stat(codeDir).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new BakeSpecError(`${where}: functions[${index}].code: "${fn.code}" is not a directory (looked in ${codeDir})`, {
+        hint: 'Paths in a spec are relative to the spec file.',
+      });
+    }
+    codeDirs.push(codeDir);
+  }
+  return { spec, dir, recipe, codeDirs };
+}
+
+/**
+ * ResolveBake: read and check the spec, find the recipe, stage each function's code
+ * as a reproducible zip. Everything later states need is in the result.
+ */
+export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<ResolvedBake> {
+  const { specFile, where } = await deps.sources.open(request.source);
+  const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where);
+  if (request.bakeId !== undefined && !BAKE_ID.test(request.bakeId)) {
+    throw new BakeSpecError(`bake id "${request.bakeId}" is not valid: use letters, digits, - and _ (at most 80)`);
+  }
+  const now = deps.clock.now();
+  const bakeId = request.bakeId ?? newBakeId(spec.name, now, deps.ids.random());
+
+  const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-code-'));
+  try {
+    const functions: ResolvedFunction[] = [];
+    for (const [index, fn] of spec.functions.entries()) {
+      const codeDir = codeDirs[index] as string;
+      const zipped = await zipTree(codeDir, path.join(work, `${fn.name}.zip`));
+      if (zipped.entries === 0) throw new BakeSpecError(`${where}: functions[${index}].code: ${codeDir} is empty`);
+      const ref = await deps.artefacts.putFile(`code/${fn.name}/${zipped.sha256Hex}.zip`, zipped.file);
+      functions.push({
+        name: fn.name,
+        handler: fn.handler,
+        memorySize: fn.memorySize,
+        timeout: fn.timeout,
+        environment: fn.environment,
+        alias: fn.alias,
+        code: { ...ref, sha256Base64: zipped.sha256Base64 },
+      });
+    }
+    return {
+      bakeId,
+      requestedAt: now.toISOString(),
+      trigger: request.trigger,
+      rebuild: request.options?.rebuild ?? false,
+      spec,
+      recipe,
+      functions,
+      approval: { timeoutSeconds: spec.approval.timeoutSeconds, approvers: spec.approval.approvers },
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,44 @@
+import { PublishVersionError } from '../errors.ts';
+import type {
+  ArtefactStore,
+  FunctionRegistry,
+  PublishedFunctionVersion,
+  PublishedLayer,
+  PublishedVersions,
+  ResolvedBake,
+} from '../ports.ts';
+
+/** PublishVersion: one immutable function version per function, on the pinned layer. */
+export async function publishVersions(
+  input: { bake: ResolvedBake; layer: PublishedLayer },
+  deps: { artefacts: ArtefactStore; functions: FunctionRegistry },
+): Promise<PublishedVersions> {
+  const { bake, layer } = input;
+  const published: PublishedFunctionVersion[] = [];
+  for (const fn of bake.functions) {
+    const codeFile = await deps.artefacts.fetchFile(fn.code);
+    const version = await deps.functions.publishVersion({
+      name: fn.name,
+      description: `bake ${bake.bakeId}`,
+      codeFile,
+      codeSha256: fn.code.sha256Base64,
+      handler: fn.handler,
+      runtime: bake.recipe.runtime,
+      architecture: bake.recipe.architecture,
+      memorySize: fn.memorySize,
+      timeout: fn.timeout,
+      environment: fn.environment,
+      layers: [layer.arn],
+    });
+    if (version.codeSha256 !== fn.code.sha256Base64) {
+      throw new PublishVersionError(
+        `${fn.name} version ${version.version} has CodeSha256 ${version.codeSha256}, expected ${fn.code.sha256Base64}`,
+      );
+    }
+    if (!version.layers.includes(layer.arn)) {
+      throw new PublishVersionError(`${fn.name} version ${version.version} is not on layer ${layer.arn}`);
+    }
+    published.push({ name: fn.name, version: version.version, codeSha256: version.codeSha256, alias: fn.alias });
+  }
+  return { functions: published };
+}

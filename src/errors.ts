@@ -1,0 +1,205 @@
+/**
+ * Error classes whose `name` is the contract with `statemachines/bake.asl.json`.
+ *
+ * Step Functions matches `Retry`/`Catch` entries on the error *name* (the Lambda
+ * `errorType`), exactly as aws-local-stepfunctions does locally, so every class
+ * sets `this.name` explicitly instead of relying on the constructor name (which
+ * a bundler may mangle). A test checks that every `ErrorEquals` in the ASL is a
+ * `States.*` name, one of {@link LAMBDA_SERVICE_ERRORS}, or a class exported here.
+ */
+
+/** Base class: every bakery error carries a stable name and an optional hint on how to fix it. */
+export class BakeryError extends Error {
+  /** What the user can do about it; printed by the CLI under the message. */
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BakeryError';
+    this.hint = options.hint;
+  }
+}
+
+/** Input the user gave is wrong (spec, recipe, flags, state directory). CLI exit code 2. */
+export class InputError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'InputError';
+  }
+}
+
+/** The bake spec is missing, unreadable or does not match the schema. */
+export class BakeSpecError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'BakeSpecError';
+  }
+}
+
+/** The spec names a runtime recipe that does not exist under `layers/`. */
+export class UnknownRecipeError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'UnknownRecipeError';
+  }
+}
+
+/** A recipe or component document is malformed or asks for something unsupported. */
+export class RecipeError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'RecipeError';
+  }
+}
+
+/** The state directory (`BAKERY_HOME`) cannot be used. */
+export class StateDirError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'StateDirError';
+  }
+}
+
+/** Something the user referred to (a bake, an approval, a version) does not exist. */
+export class NotFoundError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** The runtime image build failed (a component step, a checksum, Image Builder itself). */
+export class ImageBuildFailedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ImageBuildFailedError';
+  }
+}
+
+/** The artefact cannot be packaged as a layer (symlink out of tree, size over the Lambda limits). */
+export class LayerPackagingError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'LayerPackagingError';
+  }
+}
+
+/** What Lambda stored is not byte-identical to what was built. */
+export class LayerIntegrityError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'LayerIntegrityError';
+  }
+}
+
+/** Publishing a function version failed or produced a version that does not match its inputs. */
+export class PublishVersionError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'PublishVersionError';
+  }
+}
+
+/** A validation case failed against the new version. */
+export class ValidationFailedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ValidationFailedError';
+  }
+}
+
+/** The approver rejected the bake. */
+export class ApprovalRejectedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ApprovalRejectedError';
+  }
+}
+
+/** Nobody decided before the approval expired. */
+export class ApprovalTimedOutError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ApprovalTimedOutError';
+  }
+}
+
+/** The approval was already decided; a second decision changes nothing. */
+export class AlreadyDecidedError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'AlreadyDecidedError';
+  }
+}
+
+/** The alias moved since we read it; we refuse to overwrite a concurrent change. */
+export class AliasConflictError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'AliasConflictError';
+  }
+}
+
+/** A backend call failed in a way worth retrying (throttling, 5xx, a lost connection). */
+export class TransientBackendError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'TransientBackendError';
+  }
+}
+
+/**
+ * Errors the Step Functions Lambda integration itself raises (not thrown by our code).
+ * They are transient by AWS's own guidance, so the ASL retries them.
+ */
+export const LAMBDA_SERVICE_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+] as const;
+
+/** Every error name the state machine may match on, besides `States.*`. */
+export const ERROR_NAMES: readonly string[] = [
+  BakeryError,
+  InputError,
+  BakeSpecError,
+  UnknownRecipeError,
+  RecipeError,
+  StateDirError,
+  NotFoundError,
+  ImageBuildFailedError,
+  LayerPackagingError,
+  LayerIntegrityError,
+  PublishVersionError,
+  ValidationFailedError,
+  ApprovalRejectedError,
+  ApprovalTimedOutError,
+  AlreadyDecidedError,
+  AliasConflictError,
+  TransientBackendError,
+].map((ErrorClass) => new ErrorClass('probe').name);
+
+/** `{Error, Cause}` as Step Functions hands a caught error to the next state. */
+export interface StatesError {
+  Error: string;
+  Cause: string;
+}
+
+/**
+ * The human message inside a Step Functions `Cause`. In AWS the Lambda integration
+ * puts a JSON string `{"errorType","errorMessage","trace"}` there; locally it is the
+ * plain message. Both are accepted.
+ */
+export function causeMessage(cause: unknown): string {
+  if (typeof cause !== 'string') return cause === undefined ? '' : JSON.stringify(cause);
+  try {
+    const parsed: unknown = JSON.parse(cause);
+    if (parsed && typeof parsed === 'object' && 'errorMessage' in parsed) {
+      return String((parsed as { errorMessage: unknown }).errorMessage);
+    }
+  } catch {
+    // not JSON: a plain message
+  }
+  return cause;
+}

@@ -1,0 +1,220 @@
+import './polyfill.ts';
+import { randomBytes } from 'node:crypto';
+import { StateMachine } from 'aws-local-stepfunctions';
+import type { LocalDeps } from '../adapters/local/index.ts';
+import { decideApproval } from '../cores/approval.ts';
+import type { BakeState } from '../cores/record.ts';
+import type { ArtefactRef, BakeRequest, Json } from '../ports.ts';
+import { TASKS } from '../tasks.ts';
+import { loadDefinition, tasksOf } from './asl.ts';
+
+export interface RunBakeOptions {
+  deps: LocalDeps;
+  /** `auto`: approve as soon as asked (CI, the demo); `wait`: wait for `bakery approve|reject`. */
+  approve: 'auto' | 'wait';
+  approver: string;
+  /** Progress lines, as states start and end. */
+  write?: (line: string) => void;
+  definitionFile?: string;
+  /** Milliseconds between retries (tests set 0). */
+  retryIntervalMs?: number;
+}
+
+export type RunOutcome =
+  | { status: 'succeeded'; bakeId: string; output: BakeState & { record: { bakeId: string; manifest: ArtefactRef } } }
+  | { status: 'failed'; bakeId: string | null; state: string; error: string; cause: string };
+
+/** An error whose `name` is what the ASL's Retry/Catch will match. */
+export function namedError(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** Node timers overflow past 2^31-1 ms; the local stand-in for "no library timeout". */
+const LOCAL_MAX_TIMEOUT_SECONDS = 2_147_483;
+const STATE_INPUT_KEY = 'bakeryStateInput';
+
+/** Resolve a Step Functions reference path (`$.a.b[0]`) against a value. */
+export function resolveReferencePath(value: Json, ref: string): Json | undefined {
+  if (!ref.startsWith('$')) return undefined;
+  let current: Json | undefined = value;
+  for (const [, key, index] of ref.slice(1).matchAll(/\.([^.[\]]+)|\[(\d+)\]/g)) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = index !== undefined ? (current as Json[])[Number(index)] : (current as Record<string, Json>)[key as string];
+  }
+  return current;
+}
+
+/**
+ * Step Functions resolves `TimeoutSecondsPath` against the state input;
+ * aws-local-stepfunctions 3 resolves it against the input after `Parameters`, where
+ * the path no longer exists. So the runner keeps the file as it is, hands the library
+ * a copy in which such states carry their state input along, and enforces the
+ * timeout itself, failing with `States.Timeout` exactly as Step Functions would.
+ */
+function withStateInputTimeouts(definition: Record<string, unknown>): {
+  definition: Record<string, unknown>;
+  timeoutPaths: Map<string, string>;
+} {
+  const copy = JSON.parse(JSON.stringify(definition)) as { States: Record<string, Record<string, unknown>> };
+  const timeoutPaths = new Map<string, string>();
+  for (const [name, state] of Object.entries(copy.States)) {
+    if (state.Type !== 'Task' || typeof state.TimeoutSecondsPath !== 'string') continue;
+    timeoutPaths.set(name, state.TimeoutSecondsPath);
+    delete state.TimeoutSecondsPath;
+    state.TimeoutSeconds = LOCAL_MAX_TIMEOUT_SECONDS;
+    state.Parameters = { ...(state.Parameters as Record<string, unknown>), [`${STATE_INPUT_KEY}.$`]: '$' };
+  }
+  return { definition: copy, timeoutPaths };
+}
+
+function detail(state: string, output: BakeState): string {
+  switch (state) {
+    case 'ResolveBake':
+      return output.bake
+        ? `bake ${output.bake.bakeId}, recipe ${output.bake.recipe.name}, ${output.bake.functions.length} function(s)`
+        : '';
+    case 'BuildImage':
+      return output.image
+        ? `bake key ${output.image.bakeKey.slice(0, 12)}…${output.image.cacheHit ? ', cache hit: reused the earlier build' : ''}`
+        : '';
+    case 'PublishLayer':
+      return output.layer
+        ? `${output.layer.name}:${output.layer.version} ${output.layer.reused ? 'reused (same bytes)' : 'published'}, ${(output.layer.size / 1e6).toFixed(1)} MB`
+        : '';
+    case 'PublishVersion':
+      return output.versions?.functions.map((f) => `${f.name}:${f.version}`).join(', ') ?? '';
+    case 'Validate':
+      return output.validation
+        ? `${output.validation.functions.reduce((n, f) => n + f.cases.filter((c) => c.passed).length, 0)} case(s) passed`
+        : '';
+    case 'RequestApproval':
+      return output.approval ? `approved by ${output.approval.by}` : '';
+    case 'Release':
+      return (
+        output.release?.functions
+          .map((m) => `${m.name}:${m.alias} ${m.from ?? '(none)'} → ${m.to}${m.changed ? '' : ' (unchanged)'}`)
+          .join(', ') ?? ''
+      );
+    default:
+      return '';
+  }
+}
+
+/**
+ * Run `statemachines/bake.asl.json` in-process with aws-local-stepfunctions, each Task
+ * mapped (through the function it invokes) to the same core its Lambda handler calls.
+ * Callback tasks get a local task token and wait until it is settled, as in AWS.
+ */
+export async function runBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome> {
+  const { deps } = options;
+  const write = options.write ?? (() => {});
+  const fileDefinition = await loadDefinition(options.definitionFile);
+  const tasks = tasksOf(fileDefinition);
+  const { definition, timeoutPaths } = withStateInputTimeouts(fileDefinition);
+  const stop = new AbortController();
+
+  const handlers: Record<string, (input: Json) => Promise<Json>> = {};
+  for (const { state, task, callback } of tasks) {
+    const run = async (input: Json): Promise<Json> => {
+      const payload = (input as { Payload: Json }).Payload;
+      if (!callback) return { Payload: JSON.parse(JSON.stringify(await TASKS[task](payload, deps))) as Json };
+      const token = `${state}-${randomBytes(12).toString('hex')}`;
+      const started = (await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps)) as { approvalId?: string };
+      if (task === 'requestApproval' && options.approve === 'auto' && started.approvalId) {
+        await decideApproval({ ref: started.approvalId, outcome: 'approved', by: options.approver }, deps);
+      }
+      const outcome = await deps.callbacks.wait(token, stop.signal);
+      if (outcome.status === 'failed') throw namedError(outcome.error, outcome.cause);
+      return outcome.output;
+    };
+    const timeoutPath = timeoutPaths.get(state);
+    handlers[state] = async (input) => {
+      if (timeoutPath === undefined) return run(input);
+      const { [STATE_INPUT_KEY]: stateInput, ...params } = input as Record<string, Json>;
+      const timeout = resolveReferencePath(stateInput ?? null, timeoutPath);
+      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) {
+        throw namedError(
+          'States.Runtime',
+          `TimeoutSecondsPath ${timeoutPath} of ${state} is not a positive integer: ${JSON.stringify(timeout)}`,
+        );
+      }
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          run(params),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), timeout * 1000);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  }
+
+  const retryIntervalOverrides: Record<string, number> = {};
+  if (options.retryIntervalMs !== undefined) for (const { state } of tasks) retryIntervalOverrides[state] = options.retryIntervalMs;
+
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  const startTime = new Date().toISOString();
+  const execution = machine.run(request as unknown as Json, {
+    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
+    context: {
+      Execution: { Id: `local:${request.bakeId ?? 'bake'}`, Name: request.bakeId ?? 'bake', StartTime: startTime },
+      Task: { Token: 'set-per-task-by-the-local-runner' },
+    },
+  });
+
+  let bakeId: string | null = request.bakeId ?? null;
+  let failedState: string | null = null;
+  let recorded: { state: string; Error: string; Cause: string } | null = null;
+  let final: { Error: string; Cause: string } | null = null;
+  const enteredAt = new Map<string, number>();
+  const progress = (async () => {
+    for await (const event of execution.eventLogs) {
+      if (event.type === 'StateEntered') {
+        enteredAt.set(event.state.name, event.timestamp);
+        if (event.state.type === 'Task') write(`▸ ${event.state.name}`);
+      } else if (event.type === 'StateExited' && event.state.type === 'Task') {
+        const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
+        const output = (event.state.output ?? {}) as BakeState & { failure?: typeof recorded };
+        if (output.bake?.bakeId) bakeId = output.bake.bakeId;
+        if (event.state.name === 'RecordFailure' && output.failure) recorded = output.failure;
+        const info = detail(event.state.name, output);
+        write(`✓ ${event.state.name} (${took})${info ? `  ${info}` : ''}`);
+      } else if (event.type === 'StateFailed') {
+        const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
+        if (event.state.name !== 'RecordFailure') failedState = event.state.name;
+        const firstLine = String(event.Cause ?? '').split('\n')[0];
+        write(`✗ ${event.state.name} (${took})  ${event.Error}: ${firstLine}`);
+      } else if (event.type === 'StateRetried') {
+        write(`↻ ${event.state.name}: retry ${event.retry.attempt}`);
+      } else if (event.type === 'ExecutionFailed') {
+        final = { Error: event.Error, Cause: String(event.Cause ?? '') };
+      }
+    }
+  })();
+
+  try {
+    const output = (await execution.result) as unknown as RunOutcome & { status: 'succeeded' } extends { output: infer O } ? O : never;
+    await progress;
+    return { status: 'succeeded', bakeId: output.record.bakeId, output };
+  } catch (error) {
+    await progress.catch(() => undefined);
+    const failure = recorded as { state: string; Error: string; Cause: string } | null;
+    const last = final as { Error: string; Cause: string } | null;
+    return {
+      status: 'failed',
+      bakeId,
+      state: failure?.state ?? failedState ?? 'unknown',
+      error: failure?.Error ?? last?.Error ?? (error as Error).name,
+      cause: failure?.Cause ?? last?.Cause ?? (error as Error).message,
+    };
+  } finally {
+    stop.abort();
+  }
+}

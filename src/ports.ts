@@ -1,0 +1,362 @@
+/**
+ * Ports: what the cores need from the outside world. Each has an AWS adapter
+ * (`src/adapters/aws/`) and a local adapter (`src/adapters/local/`); local mode only
+ * chooses adapters, it never branches inside a core.
+ *
+ * The `*Result` types are the JSON that flows between the states of
+ * `statemachines/bake.asl.json`; every field is always present (null when absent)
+ * because the ASL's `ResultSelector` fails on a missing path.
+ */
+import type { BakeSpec } from './spec.ts';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+// ---------------------------------------------------------------- requests
+
+/** Where the spec and code of a bake come from. */
+export type BakeSource = { type: 'file'; path: string } | { type: 's3'; bucket: string; key: string; versionId: string | null };
+
+/** What started a bake; recorded in the ledger and the manifest. */
+export type Trigger =
+  | { type: 'cli'; user: string }
+  | { type: 's3'; bucket: string; key: string; versionId: string | null }
+  | { type: 'schedule'; scheduleArn: string | null };
+
+/** The execution input of the state machine. */
+export interface BakeRequest {
+  bakeId?: string;
+  source: BakeSource;
+  trigger: Trigger;
+  options?: { rebuild?: boolean };
+}
+
+// ---------------------------------------------------------------- state results
+
+/** A stored artefact: `file:///abs/path` locally, `s3://bucket/key` in AWS. */
+export interface ArtefactRef {
+  uri: string;
+  sha256Hex: string;
+  size: number;
+}
+
+export interface ResolvedRecipe {
+  name: string;
+  runtime: string;
+  architecture: 'x86_64' | 'arm64';
+  /** Component documents, relative to the recipe directory, with their SHA-256. */
+  documents: Array<{ path: string; sha256Hex: string }>;
+  /** Parameter values after the spec's overrides. */
+  parameters: Record<string, string>;
+  /** SHA-256 over every file of the recipe (documents and the files they install). */
+  contentSha256Hex: string;
+}
+
+export interface ResolvedFunction {
+  name: string;
+  handler: string;
+  memorySize: number;
+  timeout: number;
+  environment: Record<string, string>;
+  alias: string;
+  /** The function's code, zipped reproducibly and staged as an artefact. */
+  code: ArtefactRef & { sha256Base64: string };
+}
+
+/** Output of ResolveBake, kept at `$.bake` for the whole execution. */
+export interface ResolvedBake {
+  bakeId: string;
+  requestedAt: string;
+  trigger: Trigger;
+  rebuild: boolean;
+  spec: BakeSpec;
+  recipe: ResolvedRecipe;
+  functions: ResolvedFunction[];
+  approval: { timeoutSeconds: number; approvers: string[] };
+}
+
+export interface BuildRecord {
+  recipe: string;
+  bakeKey: string;
+  documents: Array<{ path: string; sha256Hex: string }>;
+  parameters: Record<string, string>;
+  sources: Record<string, string>;
+  tools: Record<string, string>;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** Output of BuildImage (`$.image`), sent through the task token when the build completes. */
+export interface BuiltImage {
+  bakeKey: string;
+  cacheHit: boolean;
+  imageArn: string | null;
+  /** The runtime tree that becomes the layer's content. */
+  runtime: ArtefactRef;
+  buildRecord: BuildRecord;
+}
+
+export interface LayerVersionInfo {
+  name: string;
+  arn: string;
+  version: number;
+  /** Base64 SHA-256 of the zip, as Lambda reports it. */
+  codeSha256: string;
+  size: number;
+}
+
+/** Output of PublishLayer (`$.layer`). */
+export interface PublishedLayer extends LayerVersionInfo {
+  sha256Hex: string;
+  unzippedSize: number;
+  reused: boolean;
+}
+
+export interface PublishedFunctionVersion {
+  name: string;
+  version: string;
+  codeSha256: string;
+  alias: string;
+}
+
+/** Output of PublishVersion (`$.versions`). */
+export interface PublishedVersions {
+  functions: PublishedFunctionVersion[];
+}
+
+export interface CaseReport {
+  name: string;
+  passed: boolean;
+  durationMs: number;
+  /** Why it failed: a readable diff or the error; null when it passed. */
+  failure: string | null;
+}
+
+export interface FunctionValidationReport {
+  name: string;
+  version: string;
+  passed: boolean;
+  initDurationMs: number | null;
+  initError: string | null;
+  cases: CaseReport[];
+}
+
+/** Output of Validate (`$.validation`). */
+export interface ValidationReport {
+  passed: boolean;
+  functions: FunctionValidationReport[];
+}
+
+/** Output of RequestApproval (`$.approval`), sent through the task token when decided. */
+export interface ApprovalResult {
+  approvalId: string;
+  decision: 'approved';
+  by: string;
+  at: string;
+}
+
+export interface AliasMove {
+  name: string;
+  alias: string;
+  from: string | null;
+  to: string;
+  changed: boolean;
+}
+
+/** Output of Release (`$.release`). */
+export interface ReleaseResult {
+  functions: AliasMove[];
+}
+
+// ---------------------------------------------------------------- ports
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface IdSource {
+  /** A short random id (approval ids, tokens). */
+  random(): string;
+}
+
+/** Opens the source of a bake as a local directory holding the spec file. */
+export interface SourceReader {
+  open(source: BakeSource): Promise<{ specFile: string; where: string }>;
+}
+
+/** Where recipes (`layers/<name>/recipe.yml` and their component documents) live. */
+export interface RecipeCatalog {
+  /** Absolute directory of the recipe, or undefined when there is none of that name. */
+  find(name: string): Promise<string | undefined>;
+  list(): Promise<string[]>;
+}
+
+/** Blobs and JSON documents passed between states (S3 artefacts bucket / state directory). */
+export interface ArtefactStore {
+  putFile(key: string, file: string): Promise<ArtefactRef>;
+  putJson(key: string, value: unknown): Promise<ArtefactRef>;
+  getJson<T>(key: string): Promise<T | undefined>;
+  /** A local path holding the artefact's bytes (downloaded first when remote). */
+  fetchFile(ref: ArtefactRef): Promise<string>;
+  /** A local directory holding a tree artefact (downloaded and extracted first when remote). */
+  fetchTree(ref: ArtefactRef): Promise<string>;
+}
+
+/** Resumes a waiting callback task (Step Functions `SendTaskSuccess` / `SendTaskFailure`). */
+export interface TaskCallbacks {
+  succeed(token: string, output: Json): Promise<void>;
+  fail(token: string, error: string, cause: string): Promise<void>;
+}
+
+export interface ImageBuildStart {
+  bakeId: string;
+  bakeKey: string;
+  rebuild: boolean;
+  recipe: ResolvedRecipe;
+  taskToken: string;
+}
+
+/** Starts an image build; its completion resumes the task through {@link TaskCallbacks}. */
+export interface ImageBuilder {
+  start(request: ImageBuildStart): Promise<{ buildId: string }>;
+}
+
+export interface LayerPublishInput {
+  name: string;
+  description: string;
+  zipFile: string;
+  sha256Base64: string;
+  size: number;
+  compatibleRuntimes: string[];
+  architectures: string[];
+}
+
+export interface LayerRegistry {
+  findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined>;
+  publish(input: LayerPublishInput): Promise<LayerVersionInfo>;
+  get(arn: string): Promise<LayerVersionInfo | undefined>;
+}
+
+export interface FunctionVersionInput {
+  name: string;
+  description: string;
+  codeFile: string;
+  codeSha256: string;
+  handler: string;
+  runtime: string;
+  architecture: string;
+  memorySize: number;
+  timeout: number;
+  environment: Record<string, string>;
+  layers: string[];
+}
+
+export interface FunctionVersionInfo {
+  name: string;
+  version: string;
+  codeSha256: string;
+  handler: string;
+  runtime: string;
+  layers: string[];
+  environment: Record<string, string>;
+}
+
+export interface AliasInfo {
+  name: string;
+  alias: string;
+  version: string;
+  revisionId: string;
+}
+
+export interface FunctionRegistry {
+  /** Publish an immutable version with this code and configuration (Lambda returns the latest one when nothing changed). */
+  publishVersion(input: FunctionVersionInput): Promise<FunctionVersionInfo>;
+  getVersion(name: string, version: string): Promise<FunctionVersionInfo | undefined>;
+  getAlias(name: string, alias: string): Promise<AliasInfo | undefined>;
+  /**
+   * Point `alias` at `version`. `expectedRevisionId` is the revision read before
+   * (null: the alias must not exist yet); a concurrent change fails with AliasConflictError.
+   */
+  setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo>;
+}
+
+export type InvokeOutcome =
+  | { ok: true; result: Json; durationMs: number; logTail: string }
+  | { ok: false; errorType: string; errorMessage: string; durationMs: number; logTail: string };
+
+export interface InvokeSession {
+  /** How long the runtime took to initialise, and why it failed if it did. */
+  readonly init: { durationMs: number | null; error: string | null };
+  invoke(event: Json, timeoutMs: number): Promise<InvokeOutcome>;
+  close(): Promise<void>;
+}
+
+/** Runs events against one published version (never the alias). */
+export interface FunctionInvoker {
+  open(target: { name: string; version: string; initTimeoutMs: number }): Promise<InvokeSession>;
+}
+
+export interface ApprovalDecision {
+  outcome: 'approved' | 'rejected';
+  by: string;
+  at: string;
+  reason: string | null;
+}
+
+export interface ApprovalRecord {
+  id: string;
+  bakeId: string;
+  taskToken: string;
+  /** SHA-256 of what is being approved: layer, versions and validation report. */
+  digest: string;
+  approvers: string[];
+  createdAt: string;
+  expiresAt: string;
+  summary: {
+    functions: Array<{ name: string; version: string; alias: string; live: string | null }>;
+    layer: { arn: string; codeSha256: string; sha256Hex: string };
+    runtime: string;
+    validation: { passed: boolean; cases: number };
+  };
+  decision: ApprovalDecision | null;
+}
+
+export interface ApprovalStore {
+  create(record: ApprovalRecord): Promise<void>;
+  get(id: string): Promise<ApprovalRecord | undefined>;
+  findByBake(bakeId: string): Promise<ApprovalRecord | undefined>;
+  /** Decide once: a conditional write; throws AlreadyDecidedError when a decision exists. */
+  decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord>;
+}
+
+/** Tells people what is happening (Slack in AWS, the terminal locally). */
+export interface Notifier {
+  approvalRequested(record: ApprovalRecord): Promise<void>;
+  approvalDecided(record: ApprovalRecord): Promise<void>;
+  bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void>;
+}
+
+export type LedgerEntry =
+  | {
+      type: 'released';
+      bakeId: string;
+      at: string;
+      trigger: Trigger;
+      layer: { arn: string; version: number; codeSha256: string };
+      functions: AliasMove[];
+      manifest: ArtefactRef;
+    }
+  | {
+      type: 'failed';
+      bakeId: string | null;
+      at: string;
+      state: string;
+      error: string;
+      cause: string;
+      manifest: ArtefactRef | null;
+    };
+
+/** Append-only record of every release and failure. */
+export interface Ledger {
+  append(entry: LedgerEntry): Promise<void>;
+  list(): Promise<LedgerEntry[]>;
+}

@@ -1,0 +1,160 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { BakeSpecError, RecipeError, UnknownRecipeError } from '../errors.ts';
+import type { RecipeCatalog, ResolvedRecipe } from '../ports.ts';
+import { sha256Hex } from '../util/fsx.ts';
+import { listTree } from '../zip/deterministic.ts';
+
+const RecipeSchema = z
+  .object({
+    name: z.string().min(1),
+    description: z.string().default(''),
+    runtime: z.string().min(1),
+    architecture: z.enum(['x86_64', 'arm64']),
+    components: z.array(z.string().min(1)).min(1),
+    parameters: z.record(z.string(), z.string()).default({}),
+    sources: z
+      .object({
+        local: z.record(z.string(), z.string()).default({}),
+        aws: z.record(z.string(), z.string()).default({}),
+      })
+      .strict()
+      .default({ local: {}, aws: {} }),
+  })
+  .strict();
+
+export type Recipe = z.output<typeof RecipeSchema> & { dir: string };
+
+export const RECIPE_FILE = 'recipe.yml';
+
+/** Recipes in a directory: `<root>/<name>/recipe.yml` (the repo's `layers/`). */
+export class DirectoryRecipeCatalog implements RecipeCatalog {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  async find(name: string): Promise<string | undefined> {
+    return (await this.list()).includes(name) ? path.join(this.root, name) : undefined;
+  }
+
+  async list(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch {
+      return [];
+    }
+    const found: string[] = [];
+    for (const name of names.sort()) {
+      try {
+        await readFile(path.join(this.root, name, RECIPE_FILE));
+        found.push(name);
+      } catch {
+        // not a recipe directory
+      }
+    }
+    return found;
+  }
+}
+
+export async function loadRecipe(dir: string): Promise<Recipe> {
+  const file = path.join(dir, RECIPE_FILE);
+  let raw: unknown;
+  try {
+    raw = parseYaml(await readFile(file, 'utf8'));
+  } catch (cause) {
+    throw new RecipeError(`cannot read recipe ${file}: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = RecipeSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new RecipeError(`${file} is not a valid recipe:\n${z.prettifyError(parsed.error)}`);
+  }
+  return { ...parsed.data, dir };
+}
+
+/** SHA-256 over every file of the recipe directory (documents, runtime files, recipe.yml). */
+export async function recipeContentSha256(dir: string): Promise<string> {
+  const lines: string[] = [];
+  for (const entry of await listTree(dir)) {
+    if (entry.kind !== 'file') continue;
+    lines.push(`${entry.name}\0${entry.executable ? 'x' : '-'}\0${sha256Hex(await readFile(entry.source))}`);
+  }
+  return sha256Hex(lines.join('\n'));
+}
+
+/** Find the recipe a spec names and apply the spec's parameter overrides. */
+export async function resolveRecipe(
+  catalog: RecipeCatalog,
+  name: string,
+  overrides: Record<string, string>,
+): Promise<ResolvedRecipe & { contentSha256Hex: string }> {
+  const dir = await catalog.find(name);
+  if (!dir) {
+    const known = await catalog.list();
+    throw new UnknownRecipeError(`unknown runtime recipe "${name}" (runtime.recipe in the spec)`, {
+      hint: known.length ? `Known recipes: ${known.join(', ')}.` : 'No recipes were found under layers/.',
+    });
+  }
+  const recipe = await loadRecipe(dir);
+  for (const key of Object.keys(overrides)) {
+    if (!(key in recipe.parameters)) {
+      throw new BakeSpecError(`runtime.parameters.${key}: recipe "${name}" has no parameter "${key}"`, {
+        hint: `Its parameters are: ${Object.keys(recipe.parameters).join(', ') || '(none)'}.`,
+      });
+    }
+  }
+  const documents = [];
+  for (const doc of recipe.components) {
+    let text: Buffer;
+    try {
+      text = await readFile(path.join(dir, doc));
+    } catch (cause) {
+      throw new RecipeError(`recipe "${name}" lists component ${doc}, which cannot be read`, { cause });
+    }
+    documents.push({ path: doc, sha256Hex: sha256Hex(text) });
+  }
+  return {
+    name: recipe.name,
+    runtime: recipe.runtime,
+    architecture: recipe.architecture,
+    documents,
+    parameters: { ...recipe.parameters, ...overrides },
+    contentSha256Hex: await recipeContentSha256(dir),
+  };
+}
+
+/**
+ * Turn a recipe's local source locations into paths: `package:<pkg>/<file>` is a file
+ * of an installed npm package, `recipe:<dir>` a path inside the recipe directory.
+ */
+export function resolveLocalSources(recipe: Recipe, projectRoot: string): Record<string, string> {
+  const require = createRequire(path.join(projectRoot, 'package.json'));
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(recipe.sources.local)) {
+    if (value.startsWith('package:')) {
+      const spec = value.slice('package:'.length);
+      const [scopeOrName, ...rest] = spec.split('/');
+      const pkg = scopeOrName?.startsWith('@') ? `${scopeOrName}/${rest.shift()}` : (scopeOrName ?? '');
+      let pkgDir: string;
+      try {
+        pkgDir = path.dirname(require.resolve(`${pkg}/package.json`));
+      } catch (cause) {
+        throw new RecipeError(`recipe ${recipe.name}: source ${key} needs the npm package "${pkg}", which is not installed`, {
+          cause,
+          hint: 'Run `npm install` in the project.',
+        });
+      }
+      out[key] = path.join(pkgDir, ...rest);
+    } else if (value.startsWith('recipe:')) {
+      out[key] = path.join(recipe.dir, value.slice('recipe:'.length));
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}

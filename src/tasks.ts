@@ -1,0 +1,71 @@
+import { parseBakeRequest, requireKeys } from './contracts.ts';
+import { type ApprovalInput, requestApproval } from './cores/approval.ts';
+import { startImageBuild } from './cores/image.ts';
+import { publishLayer } from './cores/layer.ts';
+import { type BakeState, recordFailure, recordSuccess } from './cores/record.ts';
+import { release } from './cores/release.ts';
+import { resolveBake } from './cores/resolve.ts';
+import { validateVersions } from './cores/validate.ts';
+import { publishVersions } from './cores/version.ts';
+import type {
+  ApprovalStore,
+  ArtefactStore,
+  BuiltImage,
+  Clock,
+  FunctionInvoker,
+  FunctionRegistry,
+  IdSource,
+  ImageBuilder,
+  LayerRegistry,
+  Ledger,
+  Notifier,
+  PublishedLayer,
+  PublishedVersions,
+  RecipeCatalog,
+  ResolvedBake,
+  SourceReader,
+  TaskCallbacks,
+} from './ports.ts';
+
+/** Every port a task may need; the AWS and the local composition both provide all of them. */
+export interface Deps {
+  sources: SourceReader;
+  recipes: RecipeCatalog;
+  artefacts: ArtefactStore;
+  imageBuilder: ImageBuilder;
+  layers: LayerRegistry;
+  functions: FunctionRegistry;
+  invoker: FunctionInvoker;
+  approvals: ApprovalStore;
+  notifier: Notifier;
+  callbacks: TaskCallbacks;
+  ledger: Ledger;
+  clock: Clock;
+  ids: IdSource;
+}
+
+/**
+ * The state machine's tasks by function key (the key in serverless.yml). A Lambda
+ * handler and the local runner call exactly these, with AWS or local ports.
+ */
+export const TASKS = {
+  resolveBake: (payload: unknown, deps: Deps) => resolveBake(parseBakeRequest(payload), deps),
+  buildImage: (payload: unknown, deps: Deps) =>
+    startImageBuild(requireKeys<{ bake: ResolvedBake; taskToken: string }>(payload, ['bake', 'taskToken'], 'buildImage'), deps),
+  publishLayer: (payload: unknown, deps: Deps) =>
+    publishLayer(requireKeys<{ bake: ResolvedBake; image: BuiltImage }>(payload, ['bake', 'image'], 'publishLayer'), deps),
+  publishVersion: (payload: unknown, deps: Deps) =>
+    publishVersions(requireKeys<{ bake: ResolvedBake; layer: PublishedLayer }>(payload, ['bake', 'layer'], 'publishVersion'), deps),
+  validate: (payload: unknown, deps: Deps) =>
+    validateVersions(requireKeys<{ bake: ResolvedBake; versions: PublishedVersions }>(payload, ['bake', 'versions'], 'validate'), deps),
+  requestApproval: (payload: unknown, deps: Deps) =>
+    requestApproval(requireKeys<ApprovalInput>(payload, ['bake', 'layer', 'versions', 'validation', 'taskToken'], 'requestApproval'), deps),
+  release: (payload: unknown, deps: Deps) => release(requireKeys<{ versions: PublishedVersions }>(payload, ['versions'], 'release'), deps),
+  recordSuccess: (payload: unknown, deps: Deps) =>
+    recordSuccess(requireKeys<BakeState>(payload, ['bake', 'layer', 'release'], 'recordSuccess'), deps),
+  recordFailure: (payload: unknown, deps: Deps) => recordFailure(requireKeys<BakeState>(payload, ['errors'], 'recordFailure'), deps),
+} as const;
+
+export type TaskName = keyof typeof TASKS;
+
+export const isTaskName = (name: string): name is TaskName => Object.hasOwn(TASKS, name);
