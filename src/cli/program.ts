@@ -62,10 +62,11 @@ function whoami(env: NodeJS.ProcessEnv): string {
 export function makeProgram(io: ProgramIO = defaultIO()) {
   const line = (text = '') => io.out(`${text}\n`);
   const home = () => LocalHome.fromEnv(io.env, io.cwd);
-  const deps = async (extra: { onStep?: (e: StepEvent) => void; waitingHint?: boolean } = {}): Promise<LocalDeps> => {
+  const deps = async (extra: { onStep?: (e: StepEvent) => void; waitingHint?: boolean; create?: boolean } = {}): Promise<LocalDeps> => {
+    const { create = true, ...options } = extra;
     const h = home();
-    await h.ensure();
-    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...extra });
+    await h.ensure({ create });
+    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...options });
   };
 
   const program = new Command('bakery')
@@ -100,6 +101,7 @@ Exit codes:
       const specFile = path.resolve(io.cwd, specArg);
       const { spec } = await checkBakeInput(specFile, local.recipes, specArg);
       const d = await deps({
+        create: true,
         onStep: (e) => {
           if (e.status !== 'started')
             line(
@@ -144,7 +146,7 @@ Exit codes:
     .description("show each function's alias, the version it points to, its layer and the bake that released it")
     .option('--json', 'print JSON: {"functions": [{name, alias, version, layer: {arn, version, sha256, codeSha256}, bakeId, releasedAt}]}')
     .action(async (opts: { json?: boolean }) => {
-      const d = await deps();
+      const d = await deps({ create: false });
       const result = await status(d);
       if (opts.json) {
         line(JSON.stringify(result, null, 2));
@@ -162,7 +164,7 @@ Exit codes:
     });
 
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
-    const d = await deps();
+    const d = await deps({ create: false });
     const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, d);
     line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
   };

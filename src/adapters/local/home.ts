@@ -18,8 +18,12 @@ export class LocalHome {
     return path.join(this.root, ...parts);
   }
 
-  /** Make sure the directory exists and is writable; a named error otherwise. */
-  async ensure(): Promise<void> {
+  /**
+   * Make sure the directory is usable; a named error otherwise. With `create: false`
+   * a missing directory is fine (nothing has happened yet) and nothing is written.
+   */
+  async ensure(options: { create?: boolean } = {}): Promise<void> {
+    const create = options.create ?? true;
     const info = await stat(this.root).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw new StateDirError(`cannot read state directory ${this.root}: ${error.message}`, { cause: error });
@@ -27,6 +31,7 @@ export class LocalHome {
     if (info && !info.isDirectory()) {
       throw new StateDirError(`state directory ${this.root} is not a directory`, { hint: 'Point BAKERY_HOME at a directory.' });
     }
+    if (!info && !create) return;
     try {
       if (!info) await mkdir(this.root, { recursive: true });
       await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);

@@ -1,0 +1,280 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/local/asl.ts';
+
+const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
+const SPEC = path.join(PROJECT_ROOT, 'examples', 'hello', 'bake.json');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function bakery(args: string[], home: string): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: PROJECT_ROOT, env: { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester' }, maxBuffer: 10 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+function startBake(args: string[], home: string): { child: ChildProcess; done: Promise<Result> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const done = new Promise<Result>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
+  return { child, done };
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function ledger(home: string): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(path.join(home, 'ledger.jsonl'), 'utf8');
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const bakeIdOf = (stdout: string): string => {
+  const match = /^bake (\S+):/m.exec(stdout);
+  if (!match?.[1]) throw new Error(`no bake id in:\n${stdout}`);
+  return match[1];
+};
+
+describe('bakery CLI, end to end on the example', () => {
+  let home: string;
+  let first: Result;
+
+  beforeAll(async () => {
+    home = await mkdtemp(path.join(os.tmpdir(), 'bakery-e2e-'));
+    first = await bakery(['bake', SPEC, '--approve'], home);
+  }, 120_000);
+
+  afterAll(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('bakes, validates, approves and moves live to the new version', async () => {
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const bakeId = bakeIdOf(first.stdout);
+    for (const state of [
+      'ResolveBake',
+      'BuildImage',
+      'PublishLayer',
+      'PublishVersion',
+      'Validate',
+      'RequestApproval',
+      'Release',
+      'RecordSuccess',
+    ]) {
+      expect(first.stdout).toMatch(new RegExp(`✓ ${state} \\(\\d+\\.\\d s\\)`));
+    }
+    expect(first.stdout).toContain(`bake ${bakeId} released`);
+
+    const status = await bakery(['status', '--json'], home);
+    expect(status.code).toBe(0);
+    const parsed = JSON.parse(status.stdout) as { functions: Array<Record<string, unknown> & { layer: { sha256: string } }> };
+    expect(parsed.functions).toHaveLength(1);
+    expect(parsed.functions[0]).toMatchObject({ name: 'hello', alias: 'live', version: '1', bakeId });
+    expect(parsed.functions[0]?.layer.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const entries = await ledger(home);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ type: 'released', bakeId, functions: [{ name: 'hello', alias: 'live', from: null, to: '1' }] });
+  });
+
+  it('adds no layer version when the same bytes are baked again', async () => {
+    const second = await bakery(['bake', SPEC, '--approve'], home);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('cache hit');
+    expect(second.stdout).toContain('reused: same bytes as before');
+    const versions = (await readdir(path.join(home, 'layers', 'hello-node22'))).filter((n) => n.endsWith('.json'));
+    expect(versions).toEqual(['1.json']);
+    const status = JSON.parse((await bakery(['status', '--json'], home)).stdout) as { functions: Array<{ version: string }> };
+    expect(status.functions[0]?.version).toBe('1');
+    expect((await ledger(home)).filter((e) => e.type === 'released')).toHaveLength(2);
+  }, 120_000);
+
+  it('waits for `bakery approve` from another process, and refuses a second decision', async () => {
+    const changed = await mkdtemp(path.join(os.tmpdir(), 'bakery-e2e-spec-'));
+    try {
+      // Same recipe, new code: a new function version to approve.
+      const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
+      await writeFile(
+        path.join(changed, 'index.mjs'),
+        (await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')) + '\n// v2\n',
+      );
+      (spec.functions[0] as { code: string }).code = changed;
+      const specFile = path.join(changed, 'bake.json');
+      await writeFile(specFile, JSON.stringify(spec));
+
+      const bake = startBake(['bake', specFile], home);
+      const bakeId = await pendingBakeWait(home);
+      const approve = await bakery(['approve', bakeId, '--by', 'alice'], home);
+      expect(approve.code).toBe(0);
+      const result = await bake.done;
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('approved by alice');
+      expect(result.stdout).toContain('alias live → 2 (was 1)');
+
+      const again = await bakery(['reject', bakeId, '--by', 'bob'], home);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toContain('AlreadyDecidedError');
+    } finally {
+      await rm(changed, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('releases nothing when the approver rejects', async () => {
+    const changed = await mkdtemp(path.join(os.tmpdir(), 'bakery-e2e-spec-'));
+    try {
+      const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
+      await writeFile(
+        path.join(changed, 'index.mjs'),
+        (await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')) + '\n// v3\n',
+      );
+      (spec.functions[0] as { code: string }).code = changed;
+      const specFile = path.join(changed, 'bake.json');
+      await writeFile(specFile, JSON.stringify(spec));
+
+      const before = JSON.parse((await bakery(['status', '--json'], home)).stdout) as { functions: Array<{ version: string }> };
+      const bake = startBake(['bake', specFile], home);
+      const bakeId = await pendingBakeWait(home);
+      const reject = await bakery(['reject', bakeId, '--by', 'carol', '--reason', 'not today'], home);
+      expect(reject.code).toBe(0);
+      const result = await bake.done;
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('failed in RequestApproval: ApprovalRejectedError');
+      expect(result.stderr).toContain('not today');
+      const after = JSON.parse((await bakery(['status', '--json'], home)).stdout) as { functions: Array<{ version: string }> };
+      expect(after.functions[0]?.version).toBe(before.functions[0]?.version);
+      const last = (await ledger(home)).at(-1);
+      expect(last).toMatchObject({ type: 'failed', bakeId, state: 'RequestApproval', error: 'ApprovalRejectedError' });
+    } finally {
+      await rm(changed, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+/** The bake id of the newest undecided approval, once one exists. */
+async function pendingBake(home: string): Promise<string | undefined> {
+  const dir = path.join(home, 'approvals');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.endsWith('.json') || name.endsWith('.decision.json')) continue;
+    if (names.includes(name.replace(/\.json$/, '.decision.json'))) continue;
+    const record = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as { bakeId: string };
+    return record.bakeId;
+  }
+  return undefined;
+}
+
+const pendingBakeWait = (home: string) => waitFor(() => pendingBake(home));
+
+describe('bakery CLI, bad input', () => {
+  let scratch: string;
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'bakery-bad-'));
+  });
+
+  afterAll(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  async function expectNothingWritten(home: string) {
+    await expect(readdir(home)).rejects.toMatchObject({ code: 'ENOENT' });
+  }
+
+  it('names a missing spec, exits 2 and writes nothing', async () => {
+    const home = path.join(scratch, 'h1');
+    const result = await bakery(['bake', 'nope/bake.json'], home);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('BakeSpecError: bake spec not found: nope/bake.json');
+    await expectNothingWritten(home);
+  });
+
+  it('names the bad field of a malformed spec', async () => {
+    const spec = JSON.parse(await readFile(SPEC, 'utf8')) as Record<string, unknown> & { functions: Array<Record<string, unknown>> };
+    (spec.functions[0] as Record<string, unknown>).handler = 'no-dot';
+    const file = path.join(scratch, 'bad.json');
+    await writeFile(file, JSON.stringify(spec));
+    const home = path.join(scratch, 'h2');
+    const result = await bakery(['bake', file], home);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('BakeSpecError');
+    expect(result.stderr).toContain('functions[0].handler');
+    await expectNothingWritten(home);
+  });
+
+  it('rejects a spec that is not JSON', async () => {
+    const file = path.join(scratch, 'broken.json');
+    await writeFile(file, '{ "version": 1,');
+    const result = await bakery(['bake', file], path.join(scratch, 'h3'));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is not valid JSON');
+  });
+
+  it('names an unknown recipe and lists the known ones', async () => {
+    const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { runtime: { recipe: string }; functions: Array<{ code: string }> };
+    spec.runtime.recipe = 'python99';
+    (spec.functions[0] as { code: string }).code = path.join(PROJECT_ROOT, 'examples/hello/src');
+    const file = path.join(scratch, 'unknown-recipe.json');
+    await writeFile(file, JSON.stringify(spec));
+    const home = path.join(scratch, 'h4');
+    const result = await bakery(['bake', file], home);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('UnknownRecipeError: unknown runtime recipe "python99"');
+    expect(result.stderr).toContain('Known recipes: node22');
+    await expectNothingWritten(home);
+  });
+
+  it('refuses a state directory that is not a directory', async () => {
+    const file = path.join(scratch, 'not-a-dir');
+    await writeFile(file, 'x');
+    const result = await bakery(['bake', SPEC], file);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`StateDirError: state directory ${file} is not a directory`);
+  });
+
+  it('exits 2 on an unknown command or a missing argument', async () => {
+    expect((await bakery(['bake'], path.join(scratch, 'h5'))).code).toBe(2);
+    expect((await bakery(['frobnicate'], path.join(scratch, 'h5'))).code).toBe(2);
+  });
+
+  it('says so when approving a bake that has no approval', async () => {
+    const home = path.join(scratch, 'h6');
+    const result = await bakery(['approve', 'hello-nothing'], home);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('NotFoundError: no approval found for "hello-nothing"');
+    await expectNothingWritten(home);
+  });
+});
