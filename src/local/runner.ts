@@ -20,8 +20,11 @@ export interface RunBakeOptions {
   retryIntervalMs?: number;
 }
 
+/** The execution output of a released bake: the accumulated state plus what RecordSuccess stored. */
+export type ReleasedState = BakeState & { record: { bakeId: string; manifest: ArtefactRef } };
+
 export type RunOutcome =
-  | { status: 'succeeded'; bakeId: string; output: BakeState & { record: { bakeId: string; manifest: ArtefactRef } } }
+  | { status: 'succeeded'; bakeId: string; output: ReleasedState }
   | { status: 'failed'; bakeId: string | null; state: string; error: string; cause: string };
 
 /** An error whose `name` is what the ASL's Retry/Catch will match. */
@@ -200,7 +203,7 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
   })();
 
   try {
-    const output = (await execution.result) as unknown as RunOutcome & { status: 'succeeded' } extends { output: infer O } ? O : never;
+    const output = (await execution.result) as unknown as ReleasedState;
     await progress;
     return { status: 'succeeded', bakeId: output.record.bakeId, output };
   } catch (error) {
