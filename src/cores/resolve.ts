@@ -15,15 +15,21 @@ export interface ResolveDeps {
   ids: IdSource;
 }
 
-const BAKE_ID = /^[A-Za-z0-9_-]{1,80}$/;
+/** At most 80 characters: the limit of a Step Functions execution name. */
+const MAX_BAKE_ID_LENGTH = 80;
+const BAKE_ID = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BAKE_ID_LENGTH}}$`);
 
-/** `hello-20261122T073000-3f9a`: sortable, readable, unique enough per spec. */
+/**
+ * `hello-20261122T073000-3f9a`: sortable, readable, unique enough per spec. A spec
+ * name may have 64 characters, more than fits beside the stamp, so it is shortened.
+ */
 export function newBakeId(specName: string, now: Date, random: string): string {
   const stamp = now
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, '');
-  return `${specName}-${stamp}-${random.slice(0, 4)}`;
+  const suffix = `-${stamp}-${random.slice(0, 4)}`;
+  return `${specName.slice(0, MAX_BAKE_ID_LENGTH - suffix.length)}${suffix}`;
 }
 
 /**
