@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type BakeState,
+  MANIFEST_SCHEMA_VERSION,
+  manifestKey,
+  type PinManifest,
+  recordFailure,
+  recordSuccess,
+} from '../../src/cores/record.ts';
+import type { ReleaseResult } from '../../src/ports.ts';
+import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
+import { FakeClock, MemoryArtefactStore, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
+import { rejection } from '../helpers/rejection.ts';
+
+function world() {
+  return {
+    artefacts: new MemoryArtefactStore(),
+    ledger: new MemoryLedger(),
+    notifier: new RecordingNotifier(),
+    clock: new FakeClock('2026-11-22T09:00:00.000Z'),
+  };
+}
+
+function releasedState(): BakeState & Required<Pick<BakeState, 'bake' | 'layer' | 'release'>> {
+  const versions = publishedVersions(['hello', '2']);
+  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }] };
+  return {
+    bake: resolvedBake(),
+    image: builtImage('file:///tmp/tree'),
+    layer: publishedLayer({ reused: true }),
+    versions,
+    validation: passedValidation(versions),
+    approval: { approvalId: 'apr-1', decision: 'approved', by: 'bob', at: '2026-11-22T08:59:00.000Z' },
+    release,
+  };
+}
+
+describe('recordSuccess', () => {
+  it('stores a schema-versioned pin manifest of everything the bake produced', async () => {
+    // Prepare
+    const deps = world();
+    const state = releasedState();
+
+    // Act
+    const { bakeId, manifest } = await recordSuccess(state, deps);
+
+    // Assess
+    expect(bakeId).toBe(state.bake.bakeId);
+    expect(manifest.uri).toBe(`mem://${manifestKey(bakeId)}`);
+    expect(MANIFEST_SCHEMA_VERSION).toBe(1);
+    const { reused: _reused, ...layerWithoutReused } = state.layer;
+    expect(await deps.artefacts.getJson<PinManifest>(manifestKey(bakeId))).toEqual({
+      schemaVersion: 1,
+      bakeId,
+      status: 'released',
+      recordedAt: '2026-11-22T09:00:00.000Z',
+      trigger: { type: 'cli', user: 'tester' },
+      recipe: state.bake.recipe,
+      bakeKey: state.image?.bakeKey,
+      build: state.image?.buildRecord,
+      imageArn: null,
+      layer: layerWithoutReused,
+      functions: state.versions?.functions,
+      validation: state.validation,
+      approval: state.approval,
+      release: state.release,
+      failure: null,
+    });
+  });
+
+  it('appends one released entry to the ledger, pointing at the manifest', async () => {
+    // Prepare
+    const deps = world();
+    const state = releasedState();
+
+    // Act
+    const { manifest } = await recordSuccess(state, deps);
+
+    // Assess
+    expect(deps.ledger.entries).toEqual([
+      {
+        type: 'released',
+        bakeId: state.bake.bakeId,
+        at: '2026-11-22T09:00:00.000Z',
+        trigger: state.bake.trigger,
+        layer: { arn: state.layer.arn, version: state.layer.version, codeSha256: state.layer.codeSha256 },
+        functions: state.release.functions,
+        manifest,
+      },
+    ]);
+  });
+
+  it('refuses a state without a release', async () => {
+    // Prepare
+    const deps = world();
+    const { release: _release, ...state } = releasedState();
+
+    // Act
+    const error = await rejection(recordSuccess(state, deps));
+
+    // Assess
+    expect(error.message).toContain('$.release');
+    expect(deps.ledger.entries).toEqual([]);
+  });
+});
+
+describe('recordFailure', () => {
+  it('records the failed state with its original error and cause, and notifies', async () => {
+    // Prepare
+    const deps = world();
+    const { approval: _a, release: _r, validation: _v, ...upToValidation } = releasedState();
+    const state: BakeState = {
+      ...upToValidation,
+      errors: { Validate: { Error: 'ValidationFailedError', Cause: 'validation failed (report: r)\nhello:2 case "x": boom' } },
+    };
+
+    // Act
+    const result = await recordFailure(state, deps);
+
+    // Assess
+    const failure = { state: 'Validate', error: 'ValidationFailedError', cause: 'validation failed (report: r)\nhello:2 case "x": boom' };
+    expect(result).toEqual({ state: failure.state, Error: failure.error, Cause: failure.cause });
+    const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(upToValidation.bake.bakeId));
+    expect(manifest).toMatchObject({ schemaVersion: 1, status: 'failed', failure, validation: null, approval: null, release: null });
+    expect(manifest?.functions).toEqual(upToValidation.versions?.functions);
+    expect(deps.ledger.entries).toEqual([
+      {
+        type: 'failed',
+        bakeId: upToValidation.bake.bakeId,
+        at: '2026-11-22T09:00:00.000Z',
+        ...failure,
+        manifest: { uri: `mem://${manifestKey(upToValidation.bake.bakeId)}`, sha256Hex: expect.any(String), size: expect.any(Number) },
+      },
+    ]);
+    expect(deps.notifier.failures).toEqual([{ bakeId: upToValidation.bake.bakeId, ...failure }]);
+  });
+
+  it('turns States.Timeout on RequestApproval into ApprovalTimedOutError', async () => {
+    // Prepare
+    const deps = world();
+    const bake = resolvedBake();
+    bake.approval.timeoutSeconds = 30;
+
+    // Act
+    const result = await recordFailure({ bake, errors: { RequestApproval: { Error: 'States.Timeout', Cause: '' } } }, deps);
+
+    // Assess
+    expect(result).toEqual({
+      state: 'RequestApproval',
+      Error: 'ApprovalTimedOutError',
+      Cause: 'nobody decided within 30 seconds; nothing was released',
+    });
+    expect(deps.ledger.entries[0]).toMatchObject({ type: 'failed', state: 'RequestApproval', error: 'ApprovalTimedOutError' });
+  });
+
+  it('keeps States.Timeout on any other state as it is', async () => {
+    // Prepare
+    const deps = world();
+
+    // Act
+    const result = await recordFailure(
+      { bake: resolvedBake(), errors: { BuildImage: { Error: 'States.Timeout', Cause: 'BuildImage timed out' } } },
+      deps,
+    );
+
+    // Assess
+    expect(result).toEqual({ state: 'BuildImage', Error: 'States.Timeout', Cause: 'BuildImage timed out' });
+  });
+
+  it('reads the message out of the JSON cause the AWS Lambda integration produces', async () => {
+    // Prepare
+    const deps = world();
+    const cause = JSON.stringify({ errorType: 'LayerIntegrityError', errorMessage: 'stores CodeSha256 x', trace: ['at a', 'at b'] });
+
+    // Act
+    const result = await recordFailure(
+      { bake: resolvedBake(), errors: { PublishLayer: { Error: 'LayerIntegrityError', Cause: cause } } },
+      deps,
+    );
+
+    // Assess
+    expect(result.Cause).toBe('stores CodeSha256 x');
+  });
+
+  it('records a failure before the bake was resolved without a manifest', async () => {
+    // Prepare
+    const deps = world();
+
+    // Act
+    const result = await recordFailure({ errors: { ResolveBake: { Error: 'BakeSpecError', Cause: 'bake spec not found: x.json' } } }, deps);
+
+    // Assess
+    expect(result).toEqual({ state: 'ResolveBake', Error: 'BakeSpecError', Cause: 'bake spec not found: x.json' });
+    expect(deps.artefacts.json.size).toBe(0);
+    expect(deps.ledger.entries).toEqual([
+      {
+        type: 'failed',
+        bakeId: null,
+        at: '2026-11-22T09:00:00.000Z',
+        state: 'ResolveBake',
+        error: 'BakeSpecError',
+        cause: 'bake spec not found: x.json',
+        manifest: null,
+      },
+    ]);
+    expect(deps.notifier.failures[0]?.bakeId).toBeNull();
+  });
+});
