@@ -34,6 +34,7 @@ export interface InvokeOptions {
 
 export class RuntimeApiServer {
   private readonly server: http.Server;
+  private socketServer: http.Server | undefined;
   private readonly queue: Pending[] = [];
   private readonly waiting: http.ServerResponse[] = [];
   private readonly inFlight = new Map<string, Pending>();
@@ -56,8 +57,14 @@ export class RuntimeApiServer {
     this.server.keepAliveTimeout = 0;
   }
 
-  async listen(): Promise<string> {
+  /** Listen on a free loopback port and, when given, also on a Unix socket; returns `host:port`. */
+  async listen(socketPath?: string): Promise<string> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    if (socketPath) {
+      this.socketServer = http.createServer((req, res) => this.server.emit('request', req, res));
+      const socketServer = this.socketServer;
+      await new Promise<void>((resolve) => socketServer.listen(socketPath, resolve));
+    }
     const { port } = this.server.address() as AddressInfo;
     return `127.0.0.1:${port}`;
   }
@@ -96,8 +103,11 @@ export class RuntimeApiServer {
 
   async close(): Promise<void> {
     for (const res of this.waiting.splice(0)) res.destroy();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const server of [this.server, this.socketServer]) {
+      if (!server) continue;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }
 
   private dispatch(): void {

@@ -1,19 +1,34 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.ts';
 import type { FunctionInvoker, InvokeOutcome, InvokeSession, Json } from '../../ports.ts';
+import { killSandbox, type NetworkMode, networkIsolation, spawnBootstrap } from '../../runtime-api/sandbox.ts';
 import { RuntimeApiServer } from '../../runtime-api/server.ts';
 import { unzipTo } from '../../zip/deterministic.ts';
 import type { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
 
 const LOG_TAIL_BYTES = 4096;
+/** Execution environments one session may run at once (concurrent cases each get one, as in Lambda). */
+const MAX_ENVIRONMENTS = 4;
+
+interface Environment {
+  server: RuntimeApiServer;
+  child: ChildProcess;
+  logs: string;
+  exited: Promise<string>;
+  busy: boolean;
+  dead: boolean;
+}
 
 /**
  * Runs a published version the way `provided.al2023` does: the layers extracted from
- * their zips into an `/opt` stand-in, the code into a task root, and the `bootstrap`
- * started against a local Runtime API with Lambda's environment and nothing of ours.
+ * their stored zips into an `/opt` stand-in, the code into a task root, and the
+ * `bootstrap` started against a local Runtime API with Lambda's environment and
+ * nothing of the host's. Concurrent invocations get separate execution environments;
+ * one that timed out or crashed is discarded. With `network: 'none'` each environment
+ * runs in a network namespace of its own (see src/runtime-api/sandbox.ts).
  */
 export class LocalInvoker implements FunctionInvoker {
   private readonly functions: LocalFunctionRegistry;
@@ -24,7 +39,12 @@ export class LocalInvoker implements FunctionInvoker {
     this.layers = layers;
   }
 
-  async open(target: { name: string; version: string; initTimeoutMs: number }): Promise<InvokeSession> {
+  isolation(): Promise<{ available: boolean; reason: string | null }> {
+    return networkIsolation();
+  }
+
+  async open(target: { name: string; version: string; initTimeoutMs: number; network?: NetworkMode }): Promise<InvokeSession> {
+    const network = target.network ?? 'host';
     const version = await this.functions.getStored(target.name, target.version);
     if (!version) throw new NotFoundError(`${target.name} has no version ${target.version}`);
     const root = await mkdtemp(path.join(os.tmpdir(), 'bakery-run-'));
@@ -62,68 +82,104 @@ export class LocalInvoker implements FunctionInvoker {
       AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
     };
 
-    let server: RuntimeApiServer;
-    let child: ChildProcess;
-    let logs = '';
-    let exited: Promise<string>;
-    const start = async (): Promise<{ durationMs: number | null; error: string | null }> => {
-      server = new RuntimeApiServer();
-      const address = await server.listen();
+    let started = 0;
+    const environments: Environment[] = [];
+    const waiters: Array<() => void> = [];
+
+    /** Start one execution environment and wait for its init to finish or fail. */
+    const boot = async (): Promise<{ environment: Environment; durationMs: number; error: string | null }> => {
+      const server = new RuntimeApiServer();
+      const socketPath = path.join(root, `rapi-${started++}.sock`);
+      const address = await server.listen(socketPath);
       const began = Date.now();
-      child = spawn(bootstrap, [], { cwd: task, env: { ...env, AWS_LAMBDA_RUNTIME_API: address }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnBootstrap({ bootstrap, cwd: task, env, network, tcpAddress: address, socketPath });
+      const environment: Environment = { server, child, logs: '', exited: Promise.resolve(''), busy: false, dead: false };
       const onData = (chunk: Buffer) => {
-        logs = (logs + chunk.toString('utf8')).slice(-64 * 1024);
+        environment.logs = (environment.logs + chunk.toString('utf8')).slice(-64 * 1024);
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);
-      const current = child;
-      exited = new Promise((resolve) => {
-        current.on('error', (error) => resolve(`bootstrap could not start: ${error.message}`));
-        current.on('exit', (code, signal) => resolve(`bootstrap exited (${signal ?? `code ${code}`})`));
+      environment.exited = new Promise((resolve) => {
+        child.on('error', (error) => resolve(`bootstrap could not start: ${error.message}`));
+        child.on('exit', (code, signal) => resolve(`bootstrap exited (${signal ?? `code ${code}`})`));
       });
       let timer: NodeJS.Timeout | undefined;
       const outcome = await Promise.race([
         server.ready.then(() => null),
         new Promise<string>((resolve) => server.onInitError(() => resolve('init error'))),
-        exited,
+        environment.exited,
         new Promise<string>((resolve) => {
           timer = setTimeout(() => resolve(`init did not finish within ${target.initTimeoutMs} ms`), target.initTimeoutMs);
         }),
       ]);
       clearTimeout(timer);
       const durationMs = Date.now() - began;
-      if (outcome === null) return { durationMs, error: null };
+      if (outcome === null) return { environment, durationMs, error: null };
       const detail = server.initError ? `${server.initError.errorType}: ${server.initError.errorMessage}` : outcome;
-      return { durationMs, error: `${detail}${logs ? `\n${logs.slice(-LOG_TAIL_BYTES)}` : ''}` };
-    };
-    const stop = async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await server.close();
+      await discard(environment);
+      return { environment, durationMs, error: `${detail}${environment.logs ? `\n${environment.logs.slice(-LOG_TAIL_BYTES)}` : ''}` };
     };
 
-    const init = await start();
-    return {
-      init,
-      invoke: async (event: Json, timeoutMs: number): Promise<InvokeOutcome> => {
-        const mark = logs.length;
-        const began = Date.now();
-        const result = await Promise.race([
-          server.invoke(event, { timeoutMs, functionArn }),
-          exited.then((why) => ({ ok: false as const, errorType: 'Runtime.ExitError', errorMessage: why })),
-        ]);
-        const durationMs = Date.now() - began;
-        const logTail = logs.slice(Math.max(mark, logs.length - LOG_TAIL_BYTES));
-        if (!result.ok && (result.errorType === 'Sandbox.Timedout' || result.errorType === 'Runtime.ExitError')) {
-          // Lambda discards a sandbox after a timeout or crash; the next event gets a fresh one.
-          await stop();
-          await start();
+    const discard = async (environment: Environment) => {
+      environment.dead = true;
+      killSandbox(environment.child);
+      await environment.server.close();
+      const index = environments.indexOf(environment);
+      if (index >= 0) environments.splice(index, 1);
+    };
+
+    /** An idle environment, a new one while under the limit, or the next one freed. */
+    const acquire = async (): Promise<Environment | string> => {
+      for (;;) {
+        const idle = environments.find((e) => !e.busy && !e.dead);
+        if (idle) {
+          idle.busy = true;
+          return idle;
         }
+        if (environments.length < MAX_ENVIRONMENTS) {
+          const booted = await boot();
+          if (booted.error !== null) return booted.error;
+          booted.environment.busy = true;
+          environments.push(booted.environment);
+          return booted.environment;
+        }
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    };
+
+    const release = (environment: Environment) => {
+      environment.busy = false;
+      waiters.shift()?.();
+    };
+
+    const first = await boot();
+    if (first.error === null) environments.push(first.environment);
+    return {
+      init: { durationMs: first.durationMs, error: first.error },
+      invoke: async (event: Json, timeoutMs: number): Promise<InvokeOutcome> => {
+        const began = Date.now();
+        const environment = await acquire();
+        if (typeof environment === 'string') {
+          return { ok: false, errorType: 'Runtime.InitError', errorMessage: environment, durationMs: Date.now() - began, logTail: '' };
+        }
+        const mark = environment.logs.length;
+        const invoked = Date.now();
+        const result = await Promise.race([
+          environment.server.invoke(event, { timeoutMs, functionArn }),
+          environment.exited.then((why) => ({ ok: false as const, errorType: 'Runtime.ExitError', errorMessage: why })),
+        ]);
+        const durationMs = Date.now() - invoked;
+        const logTail = environment.logs.slice(Math.max(mark, environment.logs.length - LOG_TAIL_BYTES));
+        // Lambda discards an environment after a timeout or a crash; the next event gets a fresh one.
+        if (!result.ok && (result.errorType === 'Sandbox.Timedout' || result.errorType === 'Runtime.ExitError')) await discard(environment);
+        else release(environment);
         return result.ok
           ? { ok: true, result: result.result, durationMs, logTail }
           : { ok: false, errorType: result.errorType, errorMessage: result.errorMessage, durationMs, logTail };
       },
       close: async () => {
-        await stop();
+        for (const environment of [...environments]) await discard(environment);
+        for (const wake of waiters.splice(0)) wake();
         await rm(root, { recursive: true, force: true });
       },
     };

@@ -1,0 +1,169 @@
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalHome } from '../../../src/adapters/local/home.ts';
+import { LocalInvoker } from '../../../src/adapters/local/invoker.ts';
+import { LocalFunctionRegistry, LocalLayerRegistry } from '../../../src/adapters/local/registries.ts';
+import { PROJECT_ROOT } from '../../../src/local/asl.ts';
+import { networkIsolation } from '../../../src/runtime-api/sandbox.ts';
+import { zipTree } from '../../../src/zip/deterministic.ts';
+
+const HANDLERS = `
+import { readFileSync } from 'node:fs';
+export const echo = async (event, context) => ({ event, version: context.functionVersion, tz: process.env.TZ, home: process.env.HOME ?? null });
+export const never = () => new Promise((resolve) => setTimeout(resolve, 60_000));
+export const crash = async () => { process.exit(7); };
+export const slow = async () => { await new Promise((r) => setTimeout(r, 400)); return process.pid; };
+export const reach = async (event) => {
+  try { const res = await fetch(event.url, { signal: AbortSignal.timeout(1000) }); return { reached: await res.text() }; }
+  catch (error) { const e = new Error(String(error.cause?.code ?? error.message)); e.name = 'NoNetwork'; throw e; }
+};
+`;
+
+describe('LocalInvoker', () => {
+  let root: string;
+  let functions: LocalFunctionRegistry;
+  let invoker: LocalInvoker;
+  const versions: Record<string, string> = {};
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'bakery-invoker-'));
+    const home = new LocalHome(path.join(root, 'home'));
+    await home.ensure();
+    const layers = new LocalLayerRegistry(home);
+    functions = new LocalFunctionRegistry(home);
+    invoker = new LocalInvoker(functions, layers);
+
+    // A layer like the node22 recipe's, with bin/node standing in for the pinned binary.
+    const tree = path.join(root, 'layer');
+    await mkdir(path.join(tree, 'bin'), { recursive: true });
+    await mkdir(path.join(tree, 'runtime'), { recursive: true });
+    await copyFile(path.join(PROJECT_ROOT, 'layers/node22/runtime/bootstrap'), path.join(tree, 'bootstrap'));
+    await chmod(path.join(tree, 'bootstrap'), 0o755);
+    await copyFile(path.join(PROJECT_ROOT, 'layers/node22/runtime/index.mjs'), path.join(tree, 'runtime', 'index.mjs'));
+    await writeFile(path.join(tree, 'bin', 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o755 });
+    const layerZip = await zipTree(tree, path.join(root, 'layer.zip'));
+    const layer = await layers.publish({
+      name: 'rt',
+      description: 'test runtime',
+      zipFile: layerZip.file,
+      sha256Base64: layerZip.sha256Base64,
+      size: layerZip.size,
+      compatibleRuntimes: ['provided.al2023'],
+      architectures: ['x86_64'],
+    });
+
+    const code = path.join(root, 'code');
+    await mkdir(code);
+    await writeFile(path.join(code, 'app.mjs'), HANDLERS);
+    const codeZip = await zipTree(code, path.join(root, 'code.zip'));
+    for (const handler of ['echo', 'never', 'crash', 'slow', 'reach', 'missing']) {
+      const published = await functions.publishVersion({
+        name: `fn-${handler}`,
+        description: '',
+        codeFile: codeZip.file,
+        codeSha256: codeZip.sha256Base64,
+        handler: `app.${handler}`,
+        runtime: 'provided.al2023',
+        architecture: 'x86_64',
+        memorySize: 128,
+        timeout: 3,
+        environment: { STAGE: 'test' },
+        layers: [layer.arn],
+      });
+      versions[handler] = published.version;
+    }
+  });
+
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const open = (handler: string, extra: { network?: 'host' | 'none' } = {}) =>
+    invoker.open({ name: `fn-${handler}`, version: versions[handler] ?? '1', initTimeoutMs: 10_000, ...extra });
+
+  it("runs the version's code on the layer's bootstrap with Lambda's environment, not the host's", async () => {
+    const session = await open('echo');
+    try {
+      expect(session.init.error).toBeNull();
+      expect(session.init.durationMs).toBeGreaterThanOrEqual(0);
+      const outcome = await session.invoke({ hi: 1 }, 5000);
+      expect(outcome).toMatchObject({ ok: true, result: { event: { hi: 1 }, version: '1', tz: ':UTC', home: null } });
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('times out a handler that never answers and gives the next event a fresh environment', async () => {
+    const session = await open('never');
+    try {
+      const outcome = await session.invoke({}, 300);
+      expect(outcome).toMatchObject({ ok: false, errorType: 'Sandbox.Timedout' });
+      const again = await session.invoke({}, 300);
+      expect(again).toMatchObject({ ok: false, errorType: 'Sandbox.Timedout' });
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('reports a bootstrap that exits mid-invocation', async () => {
+    const session = await open('crash');
+    try {
+      const outcome = await session.invoke({}, 5000);
+      expect(outcome).toMatchObject({ ok: false, errorType: 'Runtime.ExitError' });
+      expect(outcome.ok ? '' : outcome.errorMessage).toContain('code 7');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('reports an init error with its type', async () => {
+    const session = await open('missing');
+    try {
+      expect(session.init.error).toContain('Runtime.HandlerNotFound');
+      expect(session.init.error).toContain('no exported function "missing"');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('serves concurrent invocations from separate execution environments', async () => {
+    const session = await open('slow');
+    try {
+      const outcomes = await Promise.all([1, 2, 3].map(() => session.invoke({}, 5000)));
+      const pids = new Set(outcomes.map((o) => (o.ok ? o.result : null)));
+      expect(outcomes.every((o) => o.ok)).toBe(true);
+      expect(pids.size).toBe(3);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('cuts the network off entirely with network: none', async () => {
+    const isolation = await networkIsolation();
+    if (!isolation.available) {
+      // The validation report says so in this case; nothing here can be asserted.
+      expect(isolation.reason).toBeTruthy();
+      return;
+    }
+    const server = http.createServer((_req, res) => res.end('host'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      const withNetwork = await open('reach');
+      const without = await open('reach', { network: 'none' });
+      try {
+        await expect(withNetwork.invoke({ url }, 5000)).resolves.toMatchObject({ ok: true, result: { reached: 'host' } });
+        await expect(without.invoke({ url }, 5000)).resolves.toMatchObject({ ok: false, errorType: 'NoNetwork' });
+      } finally {
+        await withNetwork.close();
+        await without.close();
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
