@@ -31,8 +31,8 @@ export async function zipOf(work: string, name: string, files: Record<string, st
 }
 
 /** A GetObject body as the SDK gives it in Node: a readable stream. */
-export const body = (bytes: Uint8Array | string): GetObjectCommandOutput['Body'] =>
-  Readable.from([Buffer.from(bytes)]) as unknown as GetObjectCommandOutput['Body'];
+export const body = (bytes: Uint8Array | string): NonNullable<GetObjectCommandOutput['Body']> =>
+  Readable.from([Buffer.from(bytes)]) as unknown as NonNullable<GetObjectCommandOutput['Body']>;
 
 /** An SDK-shaped service error (what aws-sdk-client-mock rejects with). */
 export function awsError(name: string, status = 400, extra: Record<string, unknown> = {}): Error {

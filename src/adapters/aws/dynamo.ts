@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
+import type { ApprovalDecision, ApprovalRecord, ApprovalStore, Ledger, LedgerEntry } from '../../ports.ts';
+import { documentClient } from './clients.ts';
+import { resolveSetting, type Setting } from './config.ts';
+import { callAws, hasName } from './errors.ts';
+
+/**
+ * One table for everything (keys `pk`/`sk`):
+ *   APPROVAL#<id>      / APPROVAL  the approval record (and its decision, written once)
+ *   BAKE#<bakeId>      / APPROVAL  pointer from a bake to its approval
+ *   LEDGER             / <at>#<bakeId>#<rand>  ledger entries, in time order
+ *   IMAGEBUILD#<arn>   / TOKEN     task token of a running image build (image-builder.ts)
+ */
+export const approvalKey = (id: string) => ({ pk: `APPROVAL#${id}`, sk: 'APPROVAL' });
+export const bakeApprovalKey = (bakeId: string) => ({ pk: `BAKE#${bakeId}`, sk: 'APPROVAL' });
+export const LEDGER_PK = 'LEDGER';
+
+const APPROVAL_ID = /^[A-Za-z0-9_-]+$/;
+
+type ApprovalItem = Omit<ApprovalRecord, 'decision'> & { pk: string; sk: string; decision?: ApprovalDecision };
+
+function toRecord(item: Record<string, unknown>): ApprovalRecord {
+  const { pk: _pk, sk: _sk, decision, ...rest } = item as ApprovalItem;
+  return { ...rest, decision: decision ?? null };
+}
+
+/**
+ * Approvals in DynamoDB. The decision is a conditional update that succeeds once: a
+ * second or concurrent decision fails on the condition and changes nothing.
+ */
+export class DynamoApprovalStore implements ApprovalStore {
+  private readonly db: DynamoDBDocumentClient;
+  private readonly table: Setting;
+
+  constructor(options: { table: Setting; client?: DynamoDBDocumentClient }) {
+    this.db = options.client ?? documentClient;
+    this.table = options.table;
+  }
+
+  async create(record: ApprovalRecord): Promise<void> {
+    const table = resolveSetting(this.table);
+    // No `decision` attribute at all until someone decides: the decide condition tests for it.
+    const { decision: _decision, ...fields } = record;
+    try {
+      await callAws(`TransactWriteItems approval ${record.id}`, () =>
+        this.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: { TableName: table, Item: { ...approvalKey(record.id), ...fields }, ConditionExpression: 'attribute_not_exists(pk)' },
+              },
+              {
+                Put: {
+                  TableName: table,
+                  Item: { ...bakeApprovalKey(record.bakeId), approvalId: record.id, createdAt: record.createdAt },
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+            ],
+          }),
+        ),
+      );
+    } catch (error) {
+      if (hasName(error, 'TransactionCanceledException')) {
+        const reasons = (error as { CancellationReasons?: Array<{ Code?: string }> }).CancellationReasons ?? [];
+        if (reasons.some((r) => r.Code === 'ConditionalCheckFailed')) {
+          throw new BakeryError(
+            reasons[0]?.Code === 'ConditionalCheckFailed'
+              ? `approval ${record.id} exists already`
+              : `bake ${record.bakeId} already has an approval; a bake is approved once`,
+            { cause: error },
+          );
+        }
+      }
+      throw error;
+    }
+  }
+
+  async get(id: string): Promise<ApprovalRecord | undefined> {
+    if (!APPROVAL_ID.test(id)) return undefined;
+    const out = await callAws(`GetItem approval ${id}`, () =>
+      this.db.send(new GetCommand({ TableName: resolveSetting(this.table), Key: approvalKey(id), ConsistentRead: true })),
+    );
+    return out.Item ? toRecord(out.Item) : undefined;
+  }
+
+  async findByBake(bakeId: string): Promise<ApprovalRecord | undefined> {
+    const out = await callAws(`GetItem approval of bake ${bakeId}`, () =>
+      this.db.send(new GetCommand({ TableName: resolveSetting(this.table), Key: bakeApprovalKey(bakeId), ConsistentRead: true })),
+    );
+    const approvalId = out.Item?.approvalId;
+    return typeof approvalId === 'string' ? this.get(approvalId) : undefined;
+  }
+
+  async decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord> {
+    try {
+      const out = await callAws(`UpdateItem approval ${id}`, () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: resolveSetting(this.table),
+            Key: approvalKey(id),
+            UpdateExpression: 'SET #decision = :d',
+            ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#decision)',
+            ExpressionAttributeNames: { '#decision': 'decision' },
+            ExpressionAttributeValues: { ':d': decision },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      if (!out.Attributes) throw new BakeryError(`UpdateItem approval ${id} returned no attributes`);
+      return toRecord(out.Attributes);
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      const record = await this.get(id);
+      if (!record) throw new NotFoundError(`no approval ${id}`, { cause: error });
+      const d = record.decision;
+      throw new AlreadyDecidedError(
+        `approval ${id} (bake ${record.bakeId}) was already ${d?.outcome ?? 'decided'}${d ? ` by ${d.by} at ${d.at}` : ''}`,
+        { cause: error },
+      );
+    }
+  }
+}
+
+/**
+ * The append-only ledger in DynamoDB: one item per entry under a single partition, sorted
+ * by time. Every put is conditional on the key being new, so an entry is never replaced.
+ * (One partition is plenty for a release log: a handful of writes per bake.)
+ */
+export class DynamoLedger implements Ledger {
+  private readonly db: DynamoDBDocumentClient;
+  private readonly table: Setting;
+
+  constructor(options: { table: Setting; client?: DynamoDBDocumentClient }) {
+    this.db = options.client ?? documentClient;
+    this.table = options.table;
+  }
+
+  async append(entry: LedgerEntry): Promise<void> {
+    // The random suffix keeps two entries of the same bake in the same millisecond apart.
+    const sk = `${entry.at}#${entry.bakeId ?? 'none'}#${randomBytes(4).toString('hex')}`;
+    await callAws('PutItem ledger entry', () =>
+      this.db.send(
+        new PutCommand({
+          TableName: resolveSetting(this.table),
+          Item: { pk: LEDGER_PK, sk, type: entry.type, entry },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+  }
+
+  async list(): Promise<LedgerEntry[]> {
+    const table = resolveSetting(this.table);
+    const entries: LedgerEntry[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws('Query ledger', () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: table,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': LEDGER_PK },
+            ScanIndexForward: true,
+            ConsistentRead: true,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) entries.push(item.entry as LedgerEntry);
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return entries;
+  }
+}
