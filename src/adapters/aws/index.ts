@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import type { RecipeCatalog } from '../../ports.ts';
+import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
+import type { Deps } from '../../tasks.ts';
+import { SfnTaskCallbacks } from './callbacks.ts';
+import { fromEnv, recipesDir } from './config.ts';
+import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
+import { LambdaFunctionRegistry } from './functions.ts';
+import { AwsImageBuilder } from './image-builder.ts';
+import { LambdaInvoker } from './invoker.ts';
+import { LambdaLayerRegistry } from './layers.ts';
+import { S3ArtefactStore, S3SourceReader } from './s3.ts';
+import { SlackNotifier } from './slack.ts';
+
+/** The recipes packaged with the function; the directory is resolved on first use. */
+function lazyRecipes(env: NodeJS.ProcessEnv): RecipeCatalog {
+  let catalog: DirectoryRecipeCatalog | undefined;
+  const get = () => {
+    catalog ??= new DirectoryRecipeCatalog(recipesDir(env));
+    return catalog;
+  };
+  return { find: (name) => get().find(name), list: () => get().list() };
+}
+
+/**
+ * Every port on its AWS adapter. Building them is cheap and reads no configuration:
+ * each setting is read from the environment when an adapter first needs it, so a
+ * Lambda is only configured with what its task uses.
+ */
+export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
+  const bucket = fromEnv('ARTEFACTS_BUCKET', env);
+  const table = fromEnv('TABLE_NAME', env);
+  const clock = { now: () => new Date() };
+  return {
+    sources: new S3SourceReader(),
+    recipes: lazyRecipes(env),
+    artefacts: new S3ArtefactStore({ bucket }),
+    imageBuilder: new AwsImageBuilder({ pipelineArn: fromEnv('IMAGE_PIPELINE_ARN', env), table, clock }),
+    layers: new LambdaLayerRegistry({ bucket }),
+    functions: new LambdaFunctionRegistry({ bucket, role: fromEnv('FUNCTION_ROLE_ARN', env) }),
+    invoker: new LambdaInvoker(),
+    approvals: new DynamoApprovalStore({ table }),
+    notifier: new SlackNotifier({ channel: fromEnv('SLACK_CHANNEL', env), tokenParameter: fromEnv('SLACK_BOT_TOKEN_PARAM', env) }),
+    callbacks: new SfnTaskCallbacks(),
+    ledger: new DynamoLedger({ table }),
+    clock,
+    ids: { random: () => randomBytes(8).toString('hex') },
+  };
+}
+
+let memo: Deps | undefined;
+
+/** The AWS composition, built once per Lambda container and shared by its invocations. */
+export function createAwsDeps(): Deps {
+  memo ??= buildAwsDeps();
+  return memo;
+}

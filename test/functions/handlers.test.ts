@@ -1,0 +1,124 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { GetAliasCommand, LambdaClient, PreconditionFailedException, UpdateAliasCommand } from '@aws-sdk/client-lambda';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { handler as recordSuccess } from '../../functions/record-success/handler.ts';
+import { handler as release } from '../../functions/release/handler.ts';
+import { logger } from '../../src/lambda.ts';
+import { TASKS } from '../../src/tasks.ts';
+import { rejection } from '../helpers/rejection.ts';
+
+// The handlers use the module-scope clients of src/adapters/aws/clients.ts: mock the classes.
+const lambda = mockClient(LambdaClient);
+const s3 = mockClient(S3Client);
+
+const context = {
+  callbackWaitsForEmptyEventLoop: true,
+  functionName: 'bakery-release',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-release',
+  memoryLimitInMB: '256',
+  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+  logGroupName: '/aws/lambda/bakery-release',
+  logStreamName: '2026/11/22/[$LATEST]abcdef',
+  getRemainingTimeInMillis: () => 60_000,
+  done: () => {},
+  fail: () => {},
+  succeed: () => {},
+} satisfies Context;
+
+const versions = { functions: [{ name: 'hello', version: '7', codeSha256: 'c=', alias: 'live' }] };
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+describe('Lambda handlers', () => {
+  beforeEach(() => {
+    // Keep the test output readable; the logger's own behaviour is Powertools'.
+    vi.spyOn(logger, 'error').mockImplementation(() => {});
+    vi.spyOn(logger, 'info').mockImplementation(() => {});
+  });
+
+  afterEach(() => {
+    lambda.reset();
+    s3.reset();
+  });
+
+  afterAll(() => {
+    lambda.restore();
+    s3.restore();
+  });
+
+  it.each(Object.keys(TASKS))('has functions/<kebab>/handler.ts exporting a handler for %s', async (task) => {
+    // serverless.yml points at functions/<kebab-name>/handler.handler.
+    const file = path.resolve('functions', kebab(task), 'handler.ts');
+    expect(existsSync(file)).toBe(true);
+    const module = (await import(pathToFileURL(file).href)) as { handler?: unknown };
+    expect(typeof module.handler).toBe('function');
+  });
+
+  it('releases through the middy chain: reads the alias, moves it with its revision', async () => {
+    // Prepare: no configuration at all — Release only needs Lambda.
+    lambda.on(GetAliasCommand).resolves({ FunctionVersion: '6', RevisionId: 'rev-6' });
+    lambda.on(UpdateAliasCommand).resolves({ FunctionVersion: '7', RevisionId: 'rev-7' });
+
+    // Act
+    const result = await release({ versions }, context);
+
+    // Assess
+    expect(result).toEqual({ functions: [{ name: 'hello', alias: 'live', from: '6', to: '7', changed: true }] });
+    expect(lambda).toHaveReceivedCommandWith(UpdateAliasCommand, {
+      FunctionName: 'hello',
+      Name: 'live',
+      FunctionVersion: '7',
+      RevisionId: 'rev-6',
+    });
+  });
+
+  it('keeps the error name the ASL matches on when the alias moved meanwhile', async () => {
+    // Prepare
+    lambda.on(GetAliasCommand).resolves({ FunctionVersion: '6', RevisionId: 'rev-6' });
+    lambda
+      .on(UpdateAliasCommand)
+      .rejects(new PreconditionFailedException({ $metadata: { httpStatusCode: 412 }, message: 'RevisionId mismatch' }));
+
+    // Act
+    const error = await rejection(release({ versions }, context));
+
+    // Assess
+    expect(error.name).toBe('AliasConflictError');
+    expect(error.message).toContain('hello:live');
+    expect(logger.error).toHaveBeenCalledWith('release failed', expect.objectContaining({ error }));
+  });
+
+  it('turns throttling into TransientBackendError, which the ASL retries', async () => {
+    lambda
+      .on(GetAliasCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } }));
+
+    const error = await rejection(release({ versions }, context));
+
+    expect(error.name).toBe('TransientBackendError');
+  });
+
+  it('fails a task whose settings are missing with ConfigError, before any AWS call', async () => {
+    // Prepare
+    vi.stubEnv('ARTEFACTS_BUCKET', '');
+    const state = {
+      bake: { bakeId: 'hello-1', trigger: { type: 'cli', user: 'ana' } },
+      layer: { arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:node22-runtime:4', version: 4, codeSha256: 'c=' },
+      release: { functions: [] },
+    };
+
+    // Act
+    const error = await rejection(recordSuccess(state, context));
+
+    // Assess
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toContain('ARTEFACTS_BUCKET is not set');
+    expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+  });
+});
