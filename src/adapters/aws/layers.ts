@@ -64,7 +64,11 @@ export class LambdaLayerRegistry implements LayerRegistry {
     do {
       const page = await callAws(`ListLayerVersions ${name}`, () =>
         this.lambda.send(
-          new ListLayerVersionsCommand({ LayerName: name, MaxItems: this.searchLimit, ...(marker ? { Marker: marker } : {}) }),
+          new ListLayerVersionsCommand({
+            LayerName: name,
+            MaxItems: Math.min(this.searchLimit, 50),
+            ...(marker ? { Marker: marker } : {}),
+          }),
         ),
       ).catch((error: unknown) => {
         if (hasName(error, 'ResourceNotFoundException')) return { LayerVersions: [], NextMarker: undefined };
