@@ -1,13 +1,19 @@
 /**
  * Packages the service with osls (offline, no AWS credentials) once, then checks the
  * CloudFormation it would deploy and the function zips it would upload.
+ *
+ * osls always builds in `<service>/.serverless` (wiped first, even with `--package`)
+ * and serverless-esbuild in `<service>/.esbuild`, so packaging runs in a temporary
+ * service directory that links to the repo's files: `npm run package` at the same time
+ * cannot clobber it, nor it `npm run package`.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseBakeRequest } from '../../src/contracts.ts';
 import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
@@ -81,6 +87,7 @@ function resourceStrings(resource: Json | undefined): string[] {
 
 // ---------------------------------------------------------------- packaging (once)
 
+let serviceDir: string;
 let outDir: string;
 let template: Template;
 let asl: Asl;
@@ -96,18 +103,26 @@ function resource(id: string, type?: string): Resource {
 
 const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 
+/** Build outputs and local state that must not leak into the temporary service. */
+const NOT_LINKED = new Set(['.git', '.serverless', '.esbuild', '.bakery', 'coverage', 'serverless.yml']);
+
 beforeAll(async () => {
-  outDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-package-'));
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  serviceDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-service-'));
+  for (const entry of await readdir(PROJECT_ROOT)) {
+    if (!NOT_LINKED.has(entry)) await symlink(path.join(PROJECT_ROOT, entry), path.join(serviceDir, entry));
+  }
+  // osls only accepts a regular file as the service file.
+  await copyFile(path.join(PROJECT_ROOT, 'serverless.yml'), path.join(serviceDir, 'serverless.yml'));
+  outDir = path.join(serviceDir, '.serverless');
+
+  const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
   // Packaging must not depend on any AWS identity.
   for (const name of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
     delete env[name];
   }
-  env.BAKERY_ESBUILD_WORK_DIR = `.esbuild/test-${path.basename(outDir)}`;
-  env.SLS_TELEMETRY_DISABLED = '1';
   const started = Date.now();
-  await run(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package', '--package', outDir], {
-    cwd: PROJECT_ROOT,
+  await run(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package'], {
+    cwd: serviceDir,
     env,
     timeout: 240_000,
     maxBuffer: 16 * 1024 * 1024,
@@ -118,17 +133,17 @@ beforeAll(async () => {
   template = JSON.parse(await readFile(path.join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   asl = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'statemachines', 'bake.asl.json'), 'utf8')) as Asl;
 
-  // Unpacked next to a node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
-  await symlink(path.join(PROJECT_ROOT, 'node_modules'), path.join(outDir, 'node_modules'));
+  // Unpacked beside the node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
   for (const key of TASK_KEYS) {
-    const dest = path.join(outDir, 'unzipped', key);
+    const dest = path.join(serviceDir, 'unzipped', key);
     await unzipTo(path.join(outDir, `${key}.zip`), dest);
     unzipped.set(key, dest);
   }
 }, 300_000);
 
 afterAll(async () => {
-  if (outDir) await rm(outDir, { recursive: true, force: true });
+  // Removes the links, never what they point to.
+  if (serviceDir) await rm(serviceDir, { recursive: true, force: true });
 });
 
 async function filesUnder(root: string, prefix = ''): Promise<string[]> {
@@ -228,7 +243,7 @@ describe('function zips', () => {
           process.execPath,
           ['--input-type=module', '-e', 'const m = await import(process.argv[1]); console.log(typeof m.handler);', entry],
           {
-            cwd: outDir,
+            cwd: serviceDir,
             timeout: 30_000,
             env: {
               PATH: process.env.PATH,
@@ -616,7 +631,16 @@ describe('IAM', () => {
 // ---------------------------------------------------------------- image builder
 
 describe('Image Builder', () => {
-  it('deploys every component document under layers/ verbatim', async () => {
+  /** A component's Data: a string, or the Fn::Join that keeps `${` away from Serverless. */
+  const text = (data: Json | undefined): string => {
+    if (typeof data === 'string') return data;
+    const join = isObject(data) ? data['Fn::Join'] : undefined;
+    if (!Array.isArray(join) || join[0] !== '' || !Array.isArray(join[1]))
+      throw new Error(`unexpected component Data ${JSON.stringify(data)}`);
+    return join[1].join('');
+  };
+
+  it('deploys every component document under layers/ verbatim, within the 16,000 characters Image Builder takes', async () => {
     const components = ofType('AWS::ImageBuilder::Component').map(([, c]) => c.Properties);
     const documents: string[] = [];
     for (const recipe of await readdir(path.join(PROJECT_ROOT, 'layers'))) {
@@ -624,8 +648,9 @@ describe('Image Builder', () => {
       for (const file of await readdir(dir).catch(() => [])) documents.push(await readFile(path.join(dir, file), 'utf8'));
     }
     expect(documents.length).toBeGreaterThan(0);
-    expect(components.map((c) => c.Data).sort()).toEqual(documents.sort());
+    expect(components.map((c) => text(c.Data)).sort()).toEqual(documents.sort());
     for (const c of components) {
+      expect(text(c.Data).length).toBeLessThanOrEqual(16_000);
       expect(c.Platform).toBe('Linux');
       expect(c.Version).toMatch(/^\d+\.\d+\.\d+$/);
     }
@@ -637,13 +662,24 @@ describe('Image Builder', () => {
     const pipeline = (pipelines[0] as [string, Resource])[1];
     const recipeId = (pipeline.Properties.ImageRecipeArn as { Ref: string }).Ref;
     const recipe = resource(recipeId, 'AWS::ImageBuilder::ImageRecipe').Properties as {
+      ParentImage: Json;
       Components: Array<{ ComponentArn: { Ref: string }; Parameters: Array<{ Name: string; Value: string[] }> }>;
     };
     const [component] = recipe.Components;
     resource(component?.ComponentArn.Ref as string, 'AWS::ImageBuilder::Component');
-    const recipeYml = await readFile(path.join(PROJECT_ROOT, 'layers', 'node22', 'recipe.yml'), 'utf8');
-    for (const p of component?.Parameters ?? []) expect(recipeYml, p.Name).toContain(`${p.Name}: "${p.Value[0]}"`);
-    expect(component?.Parameters.map((p) => p.Name).sort()).toEqual(['NodeSha256', 'NodeSource', 'NodeVersion', 'RuntimeFiles']);
+    const recipeYml = parseYaml(await readFile(path.join(PROJECT_ROOT, 'layers', 'node22', 'recipe.yml'), 'utf8')) as {
+      baseImage?: string;
+      parameters: Record<string, string>;
+      sources: { aws: Record<string, string> };
+    };
+    // The AWS build gets the recipe's pinned parameters and its `aws` sources.
+    const expected = { ...recipeYml.parameters, ...recipeYml.sources.aws };
+    expect(Object.fromEntries((component?.Parameters ?? []).map((p) => [p.Name, p.Value]))).toEqual(
+      Object.fromEntries(Object.entries(expected).map(([name, value]) => [name, [value]])),
+    );
+    expect(resourceStrings(recipe.ParentImage)).toEqual([
+      `arn:\${AWS::Partition}:imagebuilder:\${AWS::Region}:aws:image/${recipeYml.baseImage ?? 'amazon-linux-2023-x86/x.x.x'}`,
+    ]);
 
     const infraId = (pipeline.Properties.InfrastructureConfigurationArn as { Ref: string }).Ref;
     const infra = resource(infraId, 'AWS::ImageBuilder::InfrastructureConfiguration').Properties;
