@@ -37,6 +37,8 @@ export interface PinManifest {
 
 /** The accumulated execution state, as the ASL hands it to the record states. */
 export interface BakeState {
+  /** The bake id the execution was started with (the CLI and the S3 trigger set it), before ResolveBake ran. */
+  bakeId?: string;
   bake?: ResolvedBake;
   image?: BuiltImage;
   layer?: PublishedLayer;
@@ -52,7 +54,7 @@ function manifestOf(state: BakeState, status: PinManifest['status'], at: Date, f
   const layer = state.layer ? (({ reused: _reused, ...rest }) => rest)(state.layer) : null;
   return {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    bakeId: state.bake?.bakeId ?? 'unknown',
+    bakeId: state.bake?.bakeId ?? state.bakeId ?? 'unknown',
     status,
     recordedAt: at.toISOString(),
     trigger: state.bake?.trigger ?? null,
@@ -108,7 +110,7 @@ export async function recordFailure(
     cause = `nobody decided within ${state.bake?.approval.timeoutSeconds ?? '?'} seconds; nothing was released`;
   }
   const now = deps.clock.now();
-  const bakeId = state.bake?.bakeId ?? null;
+  const bakeId = state.bake?.bakeId ?? state.bakeId ?? null;
   const failure = { state: failedState, error, cause };
   const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(state, 'failed', now, failure)) : null;
   await deps.ledger.append({ type: 'failed', bakeId, at: now.toISOString(), state: failedState, error, cause, manifest });

@@ -205,4 +205,17 @@ describe('recordFailure', () => {
     ]);
     expect(deps.notifier.failures[0]?.bakeId).toBeNull();
   });
+
+  it('records a failure before the bake was resolved under the bake id the execution was started with', async () => {
+    // Prepare
+    const deps = world();
+
+    // Act
+    await recordFailure({ bakeId: 'hello-1', errors: { ResolveBake: { Error: 'BakeSpecError', Cause: 'bad' } } }, deps);
+
+    // Assess
+    expect(deps.ledger.entries[0]).toMatchObject({ type: 'failed', bakeId: 'hello-1', state: 'ResolveBake' });
+    expect(deps.notifier.failures[0]?.bakeId).toBe('hello-1');
+    expect([...deps.artefacts.json.keys()]).toEqual(['manifests/hello-1.json']);
+  });
 });

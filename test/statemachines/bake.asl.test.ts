@@ -152,7 +152,7 @@ describe('bake.asl.json on the local runner', () => {
   });
 
   describe('a failure in each Task state', () => {
-    it('ResolveBake: fails with UnknownRecipeError, records it without a bake, builds nothing', async () => {
+    it('ResolveBake: fails with UnknownRecipeError, records it under the requested bake id, builds nothing', async () => {
       // Prepare
       const ws = await workspace({
         spec: (spec) => {
@@ -168,7 +168,9 @@ describe('bake.asl.json on the local runner', () => {
       // Assess
       await expectFailure(ws, outcome, 'ResolveBake', 'UnknownRecipeError', 'unknown runtime recipe "node99"');
       expect(entered(lines)).toEqual(['ResolveBake', 'RecordFailure']);
-      expect((await ws.deps.ledger.list())[0]).toMatchObject({ bakeId: null, manifest: null });
+      const [entry] = await ws.deps.ledger.list();
+      expect(entry).toMatchObject({ bakeId: 'bake-resolve', state: 'ResolveBake' });
+      expect(entry?.type === 'failed' ? entry.manifest?.uri : undefined).toMatch(/manifests\/bake-resolve\.json$/);
       expect((ws.deps.imageBuilder as FakeImageBuilder).started).toEqual([]);
       expect(await liveAlias(ws)).toEqual(before);
     });
