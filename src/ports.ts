@@ -41,13 +41,15 @@ export interface ArtefactRef {
 
 export interface ResolvedRecipe {
   name: string;
+  /** The image the build starts from (`baseImage` in recipe.yml; part of the bake key). Set by every resolve. */
+  baseImage?: string;
   runtime: string;
   architecture: 'x86_64' | 'arm64';
   /** Component documents, relative to the recipe directory, with their SHA-256. */
   documents: Array<{ path: string; sha256Hex: string }>;
   /** Parameter values after the spec's overrides. */
   parameters: Record<string, string>;
-  /** SHA-256 over every file of the recipe (documents and the files they install). */
+  /** SHA-256 over every file of the recipe but recipe.yml (documents and the files they install). */
   contentSha256Hex: string;
 }
 

@@ -3,15 +3,23 @@ import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
 
 /**
- * The bake key: a SHA-256 over everything that determines the runtime artefact (the
- * recipe's files, its parameters with their pinned checksums, runtime and
- * architecture). Equal keys mean an equal artefact, so a build can be reused.
+ * The bake key: a SHA-256 over everything that determines the runtime artefact, so equal
+ * keys mean an equal artefact and a build can be reused:
+ * - the base image the build starts from;
+ * - the component documents (their paths and SHA-256), and every other file of the
+ *   recipe (the runtime files the documents install);
+ * - the parameters after the spec's overrides, which carry the pinned source checksums
+ *   (e.g. `NodeSha256`) and versions;
+ * - the recipe's name, runtime and architecture.
+ * Where the pinned bytes are fetched from (`sources` in recipe.yml, which differ between
+ * backends) is deliberately not part of it: the checksum decides whether they are right.
  */
 export function bakeKey(recipe: ResolvedBake['recipe']): string {
   return sha256Hex(
     canonicalJson({
-      v: 1,
+      v: 2,
       recipe: recipe.name,
+      baseImage: recipe.baseImage ?? null,
       content: recipe.contentSha256Hex,
       documents: recipe.documents,
       parameters: recipe.parameters,

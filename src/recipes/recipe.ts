@@ -7,11 +7,17 @@ import { BakeSpecError, RecipeError, UnknownRecipeError } from '../errors.ts';
 import type { RecipeCatalog, ResolvedRecipe } from '../ports.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { listTree } from '../zip/deterministic.ts';
+import { checkDocument, parseDocument, type ToeDocument } from './toe.ts';
 
 const RecipeSchema = z
   .object({
     name: z.string().min(1),
     description: z.string().default(''),
+    /**
+     * The image the build starts from (the Image Builder parent image in AWS). Part of
+     * the bake key: a new base image is a new runtime, even with the same documents.
+     */
+    baseImage: z.string().min(1),
     runtime: z.string().min(1),
     architecture: z.enum(['x86_64', 'arm64']),
     components: z.array(z.string().min(1)).min(1),
@@ -77,22 +83,64 @@ export async function loadRecipe(dir: string): Promise<Recipe> {
   return { ...parsed.data, dir };
 }
 
-/** SHA-256 over every file of the recipe directory (documents, runtime files, recipe.yml). */
+/**
+ * SHA-256 over every file of the recipe directory but recipe.yml (documents, the runtime
+ * files they install). What recipe.yml pins is keyed field by field; its `sources` say
+ * only where the pinned bytes come from, so moving a source does not change the key.
+ */
 export async function recipeContentSha256(dir: string): Promise<string> {
   const lines: string[] = [];
   for (const entry of await listTree(dir)) {
-    if (entry.kind !== 'file') continue;
+    if (entry.kind !== 'file' || entry.name === RECIPE_FILE) continue;
     lines.push(`${entry.name}\0${entry.executable ? 'x' : '-'}\0${sha256Hex(await readFile(entry.source))}`);
   }
   return sha256Hex(lines.join('\n'));
 }
 
-/** Find the recipe a spec names and apply the spec's parameter overrides. */
+/**
+ * Check that the recipe and its documents fit together: every pinned parameter and every
+ * source is declared by a document (a typo would otherwise be pinned, keyed and ignored),
+ * and every parameter a document needs without a default gets a value.
+ */
+function checkRecipeAgainstDocuments(recipe: Recipe, documents: Array<{ path: string; doc: ToeDocument }>, file: string): void {
+  const declared = new Map<string, { hasDefault: boolean; documents: string[] }>();
+  for (const { path: docPath, doc } of documents) {
+    for (const entry of doc.parameters) {
+      for (const [name, def] of Object.entries(entry)) {
+        const known = declared.get(name) ?? { hasDefault: true, documents: [] };
+        known.hasDefault &&= def.default !== undefined;
+        known.documents.push(docPath);
+        declared.set(name, known);
+      }
+    }
+  }
+  const sourceKeys = new Set([...Object.keys(recipe.sources.local), ...Object.keys(recipe.sources.aws)]);
+  for (const name of Object.keys(recipe.parameters)) {
+    if (!declared.has(name)) throw new RecipeError(`${file}: parameter "${name}" is not declared by any of its component documents`);
+    if (sourceKeys.has(name)) throw new RecipeError(`${file}: "${name}" is both a pinned parameter and a source`);
+  }
+  for (const name of sourceKeys) {
+    if (!declared.has(name)) throw new RecipeError(`${file}: source "${name}" is not a parameter of any of its component documents`);
+  }
+  for (const [backend, sources] of Object.entries(recipe.sources)) {
+    for (const name of sourceKeys) {
+      if (!(name in sources))
+        throw new RecipeError(`${file}: source "${name}" has no location for the ${backend} backend (sources.${backend})`);
+    }
+  }
+  for (const [name, known] of declared) {
+    if (!known.hasDefault && !(name in recipe.parameters) && !sourceKeys.has(name)) {
+      throw new RecipeError(`${file}: ${known.documents.join(', ')} needs parameter "${name}", which the recipe neither pins nor sources`);
+    }
+  }
+}
+
+/** Find the recipe a spec names, check it with its documents, and apply the spec's parameter overrides. */
 export async function resolveRecipe(
   catalog: RecipeCatalog,
   name: string,
   overrides: Record<string, string>,
-): Promise<ResolvedRecipe & { contentSha256Hex: string }> {
+): Promise<ResolvedRecipe & { baseImage: string }> {
   const dir = await catalog.find(name);
   if (!dir) {
     const known = await catalog.list();
@@ -108,18 +156,25 @@ export async function resolveRecipe(
       });
     }
   }
-  const documents = [];
-  for (const doc of recipe.components) {
+  const documents: ResolvedRecipe['documents'] = [];
+  const parsed: Array<{ path: string; doc: ToeDocument }> = [];
+  for (const docPath of recipe.components) {
+    const file = path.join(dir, docPath);
     let text: Buffer;
     try {
-      text = await readFile(path.join(dir, doc));
+      text = await readFile(file);
     } catch (cause) {
-      throw new RecipeError(`recipe "${name}" lists component ${doc}, which cannot be read`, { cause });
+      throw new RecipeError(`recipe "${name}" lists component ${docPath}, which cannot be read`, { cause });
     }
-    documents.push({ path: doc, sha256Hex: sha256Hex(text) });
+    const doc = parseDocument(text.toString('utf8'), file);
+    checkDocument(doc, file);
+    parsed.push({ path: docPath, doc });
+    documents.push({ path: docPath, sha256Hex: sha256Hex(text) });
   }
+  checkRecipeAgainstDocuments(recipe, parsed, path.join(dir, RECIPE_FILE));
   return {
     name: recipe.name,
+    baseImage: recipe.baseImage,
     runtime: recipe.runtime,
     architecture: recipe.architecture,
     documents,

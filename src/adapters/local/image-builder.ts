@@ -1,28 +1,112 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BakeryError, ImageBuildFailedError } from '../../errors.ts';
-import type { BuildRecord, BuiltImage, ImageBuilder, ImageBuildStart, RecipeCatalog, TaskCallbacks } from '../../ports.ts';
+import type { BuildRecord, BuiltImage, ImageBuilder, ImageBuildStart, RecipeCatalog, ResolvedRecipe, TaskCallbacks } from '../../ports.ts';
 import { loadRecipe, resolveLocalSources } from '../../recipes/recipe.ts';
-import { runDocument, type StepEvent } from '../../recipes/toe.ts';
+import { EXECUTOR_VERSION, runDocument, type StepEvent, type StepResult } from '../../recipes/toe.ts';
 import { readJsonIfExists, sha256File, sha256Hex, writeJsonAtomic } from '../../util/fsx.ts';
 import { listTree } from '../../zip/deterministic.ts';
 import type { LocalHome } from './home.ts';
 
 /** SHA-256 over a tree's paths, modes and contents: the identity of a runtime tree. */
-export async function treeSha256(root: string): Promise<{ hex: string; size: number }> {
+export async function treeSha256(root: string): Promise<{ hex: string; size: number; files: number }> {
   const lines: string[] = [];
   let size = 0;
+  let files = 0;
   for (const entry of await listTree(root)) {
     if (entry.kind === 'dir') {
       lines.push(`${entry.name}\0d`);
       continue;
     }
     size += entry.size;
+    files++;
     lines.push(`${entry.name}\0${entry.executable ? 'x' : '-'}\0${(await sha256File(entry.source)).hex}`);
   }
-  return { hex: sha256Hex(lines.join('\n')), size };
+  return { hex: sha256Hex(lines.join('\n')), size, files };
+}
+
+/**
+ * The record of a local build (`build-record.json`, and `buildRecord` in `image.json`):
+ * what went in, what ran, and what came out.
+ */
+export interface LocalBuildRecord extends BuildRecord {
+  format: 'bakery.build-record/1';
+  backend: 'local';
+  baseImage: string | null;
+  runtime: string;
+  architecture: string;
+  /** Where each source was read from on this machine (`sources` holds the SHA-256 of what was read). */
+  sourceLocations: Record<string, string>;
+  /** Every step that ran, in order. */
+  steps: Array<StepResult & { document: string }>;
+  /** The runtime tree that was built. */
+  tree: { sha256Hex: string; size: number; files: number };
+  /** The machine the build ran on (the local stand-in for the base image). */
+  host: { platform: string; kernel: string; os: string };
+}
+
+/** Where a build's files are: `<home>/builds/<bakeKey>/`. */
+export interface BuildPaths {
+  dir: string;
+  /** The runtime tree (the layer's content). */
+  tree: string;
+  /** The BuiltImage (what BuildImage returns); the cache looks here. */
+  image: string;
+  /** The build record on its own. */
+  record: string;
+  /** Every step's output. */
+  log: string;
+}
+
+/** What a local build needs: the bake key decides the cache entry, the recipe what runs. */
+export interface LocalBuildRequest {
+  bakeKey: string;
+  rebuild: boolean;
+  recipe: ResolvedRecipe;
+}
+
+function firstLine(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 5000 }, (error, stdout) => resolve(error ? 'unavailable' : (stdout.split('\n')[0] ?? '').trim()));
+  });
+}
+
+let toolVersions: Promise<Record<string, string>> | undefined;
+
+/** Versions of what runs a local build: this executor, Node.js, and the tools the documents call. */
+function localToolVersions(): Promise<Record<string, string>> {
+  toolVersions ??= (async () => ({
+    executor: EXECUTOR_VERSION,
+    node: process.version,
+    bash: await firstLine('bash', ['--version']),
+    coreutils: await firstLine('sha256sum', ['--version']),
+    tar: await firstLine('tar', ['--version']),
+  }))();
+  return toolVersions;
+}
+
+async function hostInfo(): Promise<LocalBuildRecord['host']> {
+  const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '');
+  const pretty = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1];
+  return { platform: `${process.platform}-${process.arch}`, kernel: os.release(), os: pretty ?? 'unknown' };
+}
+
+/** SHA-256 of a local source: of the file, or of the tree when it is a directory. */
+async function sourceSha256(location: string): Promise<string> {
+  const info = await stat(location).catch(() => undefined);
+  if (!info) return 'missing';
+  if (info.isDirectory()) return (await treeSha256(location)).hex;
+  return (await sha256File(location)).hex;
+}
+
+function logBlock(event: StepEvent): string {
+  const head = `== ${event.document} › ${event.phase} › ${event.step} (${event.action}): ${event.status}, attempt ${event.attempt}/${event.maxAttempts}, ${((event.durationMs ?? 0) / 1000).toFixed(1)} s`;
+  const body = [event.error, event.output].filter((t): t is string => !!t?.trim()).join('\n');
+  return `${head}\n${body ? `${body.trimEnd()}\n` : ''}`;
 }
 
 /**
@@ -63,50 +147,101 @@ export class LocalImageBuilder implements ImageBuilder {
     return { buildId };
   }
 
-  private async build(request: ImageBuildStart): Promise<BuiltImage> {
-    const buildDir = this.home.path('builds', request.bakeKey);
-    const cached = await readJsonIfExists<BuiltImage>(path.join(buildDir, 'image.json'));
-    if (cached && !request.rebuild) return { ...cached, cacheHit: true };
+  paths(bakeKey: string): BuildPaths {
+    const dir = this.home.path('builds', bakeKey);
+    return {
+      dir,
+      tree: path.join(dir, 'layer'),
+      image: path.join(dir, 'image.json'),
+      record: path.join(dir, 'build-record.json'),
+      log: path.join(dir, 'build.log'),
+    };
+  }
 
+  /**
+   * The earlier build with this key, if its tree still has the recorded SHA-256 (a tree
+   * changed or damaged since is not reused).
+   */
+  async cached(bakeKey: string): Promise<BuiltImage | undefined> {
+    const paths = this.paths(bakeKey);
+    const image = await readJsonIfExists<BuiltImage>(paths.image);
+    if (!image) return undefined;
+    const tree = await treeSha256(paths.tree).catch(() => undefined);
+    return tree?.hex === image.runtime.sha256Hex ? image : undefined;
+  }
+
+  /** Build the runtime tree (or reuse the earlier build with the same key unless `rebuild`). */
+  async build(request: LocalBuildRequest): Promise<BuiltImage> {
+    if (!request.rebuild) {
+      const cached = await this.cached(request.bakeKey);
+      if (cached) return { ...cached, cacheHit: true };
+    }
+    const paths = this.paths(request.bakeKey);
     const recipeDir = await this.recipes.find(request.recipe.name);
     if (!recipeDir) throw new ImageBuildFailedError(`recipe ${request.recipe.name} disappeared`);
     const recipe = await loadRecipe(recipeDir);
+    await mkdir(this.home.path('builds'), { recursive: true });
     const staging = this.home.path('builds', `.staging-${randomBytes(6).toString('hex')}`);
     const layerRoot = path.join(staging, 'layer');
+    const workDir = path.join(staging, 'work');
+    await mkdir(workDir, { recursive: true });
     const startedAt = new Date().toISOString();
+    const log: string[] = [];
+    const steps: LocalBuildRecord['steps'] = [];
     try {
       const sources = resolveLocalSources(recipe, this.projectRoot);
-      const parameters = { ...request.recipe.parameters, ...sources, LayerRoot: layerRoot };
+      const parameters = { ...request.recipe.parameters, ...sources, LayerRoot: layerRoot, WorkDir: workDir };
       for (const doc of request.recipe.documents) {
-        await runDocument(path.join(recipeDir, doc.path), parameters, { onStep: this.onStep, cwd: recipeDir });
+        const file = path.join(recipeDir, doc.path);
+        const run = await runDocument(file, parameters, {
+          cwd: workDir,
+          label: path.relative(this.projectRoot, file) || file,
+          onStep: (event) => {
+            if (event.status !== 'started' && event.status !== 'retrying') log.push(logBlock(event));
+            else if (event.status === 'retrying')
+              log.push(`== ${event.document} › ${event.phase} › ${event.step}: attempt ${event.attempt}\n`);
+            this.onStep(event);
+          },
+        });
+        steps.push(...run.steps.map((s) => ({ document: doc.path, ...s })));
       }
       const sourceChecksums: Record<string, string> = {};
-      for (const [key, value] of Object.entries(sources)) {
-        const file = await readFile(value).catch(() => undefined);
-        if (file) sourceChecksums[key] = sha256Hex(file);
-      }
-      const buildRecord: BuildRecord = {
+      for (const [key, location] of Object.entries(sources)) sourceChecksums[key] = await sourceSha256(location);
+      const tree = await treeSha256(layerRoot);
+      const buildRecord: LocalBuildRecord = {
+        format: 'bakery.build-record/1',
+        backend: 'local',
         recipe: request.recipe.name,
         bakeKey: request.bakeKey,
+        baseImage: request.recipe.baseImage ?? null,
+        runtime: request.recipe.runtime,
+        architecture: request.recipe.architecture,
         documents: request.recipe.documents,
         parameters: request.recipe.parameters,
         sources: sourceChecksums,
-        tools: { executor: 'bakery-local-toe/1', node: process.version, platform: `${process.platform}-${process.arch}` },
+        sourceLocations: sources,
+        tools: await localToolVersions(),
+        host: await hostInfo(),
+        steps,
+        tree: { sha256Hex: tree.hex, size: tree.size, files: tree.files },
         startedAt,
         finishedAt: new Date().toISOString(),
       };
-      const tree = await treeSha256(layerRoot);
       const image: BuiltImage = {
         bakeKey: request.bakeKey,
         cacheHit: false,
         imageArn: null,
-        runtime: { uri: pathToFileURL(path.join(buildDir, 'layer')).href, sha256Hex: tree.hex, size: tree.size },
+        runtime: { uri: pathToFileURL(paths.tree).href, sha256Hex: tree.hex, size: tree.size },
         buildRecord,
       };
+      // The scratch space is not part of the build; the tree, record and log are.
+      await rm(workDir, { recursive: true, force: true });
+      await writeFile(path.join(staging, 'build.log'), log.join(''));
+      await writeJsonAtomic(path.join(staging, 'build-record.json'), buildRecord);
       await writeJsonAtomic(path.join(staging, 'image.json'), image);
       // Swap the finished build into place; a failed build never replaces a good one.
-      await rm(buildDir, { recursive: true, force: true });
-      await rename(staging, buildDir);
+      await rm(paths.dir, { recursive: true, force: true });
+      await rename(staging, paths.dir);
       return image;
     } finally {
       await rm(staging, { recursive: true, force: true });
