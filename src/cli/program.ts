@@ -2,14 +2,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { LocalHome } from '../adapters/local/home.ts';
+import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
+import { LocalTaskCallbacks } from '../adapters/local/stores.ts';
 import { decideApproval } from '../cores/approval.ts';
+import { bakeKey } from '../cores/image.ts';
 import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
 import { status } from '../cores/status.ts';
-import { BakeryError, InputError } from '../errors.ts';
+import { BakeryError, BakeSpecError, ImageBuildFailedError, InputError } from '../errors.ts';
 import { PROJECT_ROOT } from '../local/asl.ts';
 import { runBake } from '../local/runner.ts';
+import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
+import { loadSpec } from '../spec.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -139,6 +144,64 @@ Exit codes:
         );
       }
       line(`  manifest  ${record.manifest.uri}`);
+    });
+
+  program
+    .command('build')
+    .description(
+      "run only the image build of a spec on the local backend (the recipe's documents), printing where the runtime tree and build record are",
+    )
+    .argument('<spec>', 'path of the bake spec (JSON)')
+    .option('--rebuild', 'build even when an earlier build has the same bake key')
+    .action(async (specArg: string, opts: { rebuild?: boolean }) => {
+      const h = home();
+      const recipes = new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
+      // Check the input before anything is written, so bad input leaves no trace.
+      const specFile = path.resolve(io.cwd, specArg);
+      const { spec } = await loadSpec(specFile).catch((error: unknown) => {
+        if (error instanceof BakeSpecError) error.message = error.message.replaceAll(specFile, specArg);
+        throw error;
+      });
+      const recipe = await resolveRecipe(recipes, spec.runtime.recipe, spec.runtime.parameters);
+      const key = bakeKey(recipe);
+      await h.ensure({ create: true });
+      const seconds = (ms = 0) => `${(ms / 1000).toFixed(1)} s`;
+      const builder = new LocalImageBuilder({
+        home: h,
+        recipes,
+        callbacks: new LocalTaskCallbacks(h),
+        projectRoot: PROJECT_ROOT,
+        onStep: (e) => {
+          const at = `${e.phase} › ${e.step} (${e.action})`;
+          if (e.status === 'retrying') line(`  ↻ ${at} attempt ${e.attempt}/${e.maxAttempts}`);
+          else if (e.status === 'succeeded') line(`  · ${at} ${seconds(e.durationMs)}`);
+          else if (e.status === 'ignored') line(`  ! ${at} failed, ignored (onFailure: Ignore) ${seconds(e.durationMs)}`);
+          else if (e.status === 'failed') line(`  ✗ ${at} failed after ${seconds(e.durationMs)}`);
+        },
+      });
+      line(`build ${recipe.name} for ${specArg} on the local backend (${h.root})`);
+      line(`  bake key ${key}`);
+      const started = Date.now();
+      let image: Awaited<ReturnType<LocalImageBuilder['build']>>;
+      try {
+        image = await builder.build({ bakeKey: key, rebuild: opts.rebuild ?? false, recipe });
+      } catch (error) {
+        if (!(error instanceof ImageBuildFailedError)) throw error;
+        io.err(`build of ${recipe.name} failed: ${error.name}\n${error.message}\n`);
+        io.err('no build was stored; an earlier build with this key, if any, is untouched.\n');
+        throw new ExitError(ExitCodes.Failed);
+      }
+      const paths = builder.paths(key);
+      line();
+      line(
+        image.cacheHit
+          ? `cache hit: reused the build of ${image.buildRecord.finishedAt} (same bake key; --rebuild builds again)`
+          : `built ${recipe.name} in ${seconds(Date.now() - started)}`,
+      );
+      line(`  tree     ${paths.tree}`);
+      line(`           sha256 ${image.runtime.sha256Hex}, ${(image.runtime.size / 1e6).toFixed(1)} MB`);
+      line(`  record   ${paths.record}`);
+      line(`  log      ${paths.log}`);
     });
 
   program
