@@ -130,7 +130,7 @@ describe('bakery CLI, end to end on the example', () => {
       const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
       await writeFile(
         path.join(changed, 'index.mjs'),
-        (await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')) + '\n// v2\n',
+        `${await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')}\n// v2\n`,
       );
       (spec.functions[0] as { code: string }).code = changed;
       const specFile = path.join(changed, 'bake.json');
@@ -159,7 +159,7 @@ describe('bakery CLI, end to end on the example', () => {
       const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
       await writeFile(
         path.join(changed, 'index.mjs'),
-        (await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')) + '\n// v3\n',
+        `${await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')}\n// v3\n`,
       );
       (spec.functions[0] as { code: string }).code = changed;
       const specFile = path.join(changed, 'bake.json');
