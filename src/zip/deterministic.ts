@@ -1,24 +1,18 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
-import yazl from 'yazl';
 import { LayerPackagingError } from '../errors.ts';
+import { writeZip } from './writer.ts';
 
 /**
- * Byte-reproducible zips. yazl does the format; what makes the bytes reproducible is
- * decided here: entries sorted by path, one fixed timestamp, normalised modes, no
- * extra fields (no owner ids, no "UT" timestamp that would carry the time zone).
+ * Byte-reproducible zips: entries sorted by path, one fixed DOS timestamp written as
+ * constant words (so no time zone applies), modes normalised to 644/755 (the exec bit
+ * is kept), no extra fields (no owner ids, no "UT" timestamp). Large files are deflated
+ * in parallel blocks (./deflate.ts) into a hand-written container (./format.ts,
+ * ./writer.ts); the bytes never depend on how many blocks ran at once.
  */
-
-// DOS timestamps are stored in *local* time; building the date from local fields
-// gives the same stored bytes (1980-01-01 00:00:00) in every time zone.
-const FIXED_MTIME = new Date(1980, 0, 1, 0, 0, 0);
-const FILE_MODE = 0o100644;
-const EXEC_MODE = 0o100755;
-const DIR_MODE = 0o040755;
 
 export interface ZipEntry {
   /** Path inside the archive, '/'-separated. */
@@ -28,6 +22,11 @@ export interface ZipEntry {
   kind: 'file' | 'dir';
   executable: boolean;
   size: number;
+}
+
+export interface ZipTreeOptions {
+  /** Blocks deflated at once (default: the number of CPUs, at least 2). Never changes the bytes. */
+  concurrency?: number;
 }
 
 export interface ZipResult {
@@ -40,81 +39,77 @@ export interface ZipResult {
   entries: number;
 }
 
-/** Walk `root` and return its entries in archive order. Symlinks are rejected: they could point out of the tree. */
+/** File-system calls in flight at once while listing: enough to hide their latency, few enough to stay light. */
+const LIST_CONCURRENCY = 32;
+
+/**
+ * Walk `root` and return its entries in archive order. Symlinks are rejected: they could
+ * point out of the tree. Directories are read concurrently; when several entries are
+ * unacceptable, the one reported is the first in archive order, whatever finished first.
+ */
 export async function listTree(root: string): Promise<ZipEntry[]> {
   const entries: ZipEntry[] = [];
+  const problems: Array<{ name: string; error: LayerPackagingError }> = [];
+  const io = limiter(LIST_CONCURRENCY);
   async function walk(dir: string, prefix: string): Promise<void> {
-    const names = (await readdir(dir)).sort();
+    const names = await io(() => readdir(dir));
     if (names.length === 0 && prefix !== '') {
       entries.push({ name: `${prefix}/`, source: dir, kind: 'dir', executable: false, size: 0 });
     }
-    for (const name of names) {
+    const walks = names.map(async (name) => {
       const abs = path.join(dir, name);
       const rel = prefix ? `${prefix}/${name}` : name;
-      const info = await lstat(abs);
+      const info = await io(() => lstat(abs));
       if (info.isSymbolicLink()) {
-        throw new LayerPackagingError(`symlink in the artefact tree: ${rel}`, {
+        const error = new LayerPackagingError(`symlink in the artefact tree: ${rel}`, {
           hint: 'Copy the file it points to instead; links are never followed out of the tree.',
         });
-      }
-      if (info.isDirectory()) await walk(abs, rel);
-      else if (info.isFile()) {
+        problems.push({ name: rel, error });
+      } else if (info.isDirectory()) {
+        await walk(abs, rel);
+      } else if (info.isFile()) {
         entries.push({ name: rel, source: abs, kind: 'file', executable: (info.mode & 0o111) !== 0, size: info.size });
       } else {
-        throw new LayerPackagingError(`not a regular file or directory: ${rel}`);
+        problems.push({ name: rel, error: new LayerPackagingError(`not a regular file or directory: ${rel}`) });
       }
-    }
+    });
+    // Settle every walk before failing, so none is left running (or rejecting) unobserved.
+    const failed = (await Promise.allSettled(walks)).find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
   }
   await walk(root, '');
+  const first = problems.sort((a, b) => byName(a.name, b.name))[0];
+  if (first) throw first.error;
   // Sort on the full archive path (code-unit order), independent of locale and of
   // the order the file system returns names in.
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return entries.sort((a, b) => byName(a.name, b.name));
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Run at most `slots` of the given calls at once. */
+function limiter(slots: number): <T>(call: () => Promise<T>) => Promise<T> {
+  let free = slots;
+  const waiting: Array<() => void> = [];
+  return async (call) => {
+    if (free > 0) free--;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await call();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
 }
 
 /** Zip `root` into `outFile` deterministically; the file appears only when complete. */
-export async function zipTree(root: string, outFile: string): Promise<ZipResult> {
+export async function zipTree(root: string, outFile: string, options: ZipTreeOptions = {}): Promise<ZipResult> {
   const entries = await listTree(root);
-  const zip = new yazl.ZipFile();
-  let unzippedSize = 0;
-  for (const entry of entries) {
-    if (entry.kind === 'dir') {
-      zip.addEmptyDirectory(entry.name, { mtime: FIXED_MTIME, mode: DIR_MODE, forceDosTimestamp: true });
-    } else {
-      unzippedSize += entry.size;
-      zip.addFile(entry.source, entry.name, {
-        mtime: FIXED_MTIME,
-        mode: entry.executable ? EXEC_MODE : FILE_MODE,
-        compress: true,
-        compressionLevel: 6,
-        forceDosTimestamp: true,
-      });
-    }
-  }
-  zip.end();
-  await mkdir(path.dirname(outFile), { recursive: true });
-  const temp = `${outFile}.${process.pid}.partial`;
-  const hash = createHash('sha256');
-  let size = 0;
-  zip.outputStream.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    size += chunk.length;
-  });
-  try {
-    await pipeline(zip.outputStream, createWriteStream(temp));
-    await rename(temp, outFile);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  const digest = hash.digest();
-  return {
-    file: outFile,
-    sha256Hex: digest.toString('hex'),
-    sha256Base64: digest.toString('base64'),
-    size,
-    unzippedSize,
-    entries: entries.length,
-  };
+  return writeZip(entries, outFile, options.concurrency === undefined ? {} : { concurrency: options.concurrency });
 }
 
 function openZip(file: string): Promise<yauzl.ZipFile> {
