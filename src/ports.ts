@@ -279,6 +279,8 @@ export interface FunctionRegistry {
    * (null: the alias must not exist yet); a concurrent change fails with AliasConflictError.
    */
   setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo>;
+  /** Remove an alias a release created, only if it is still at `expectedRevisionId` (AliasConflictError otherwise). */
+  deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void>;
 }
 
 export type InvokeOutcome =

@@ -3,7 +3,7 @@ import { type ApprovalInput, requestApproval } from './cores/approval.ts';
 import { startImageBuild } from './cores/image.ts';
 import { publishLayer } from './cores/layer.ts';
 import { type BakeState, recordFailure, recordSuccess } from './cores/record.ts';
-import { release } from './cores/release.ts';
+import { release, undoRelease } from './cores/release.ts';
 import { resolveBake } from './cores/resolve.ts';
 import { validateVersions } from './cores/validate.ts';
 import { publishVersions } from './cores/version.ts';
@@ -22,6 +22,7 @@ import type {
   PublishedLayer,
   PublishedVersions,
   RecipeCatalog,
+  ReleaseResult,
   ResolvedBake,
   SourceReader,
   TaskCallbacks,
@@ -61,6 +62,8 @@ export const TASKS = {
   requestApproval: (payload: unknown, deps: Deps) =>
     requestApproval(requireKeys<ApprovalInput>(payload, ['bake', 'layer', 'versions', 'validation', 'taskToken'], 'requestApproval'), deps),
   release: (payload: unknown, deps: Deps) => release(requireKeys<{ versions: PublishedVersions }>(payload, ['versions'], 'release'), deps),
+  undoRelease: (payload: unknown, deps: Deps) =>
+    undoRelease(requireKeys<{ release: ReleaseResult }>(payload, ['release'], 'undoRelease'), deps),
   recordSuccess: (payload: unknown, deps: Deps) =>
     recordSuccess(requireKeys<BakeState>(payload, ['bake', 'layer', 'release'], 'recordSuccess'), deps),
   recordFailure: (payload: unknown, deps: Deps) => recordFailure(requireKeys<BakeState>(payload, ['errors'], 'recordFailure'), deps),

@@ -46,6 +46,8 @@ export interface BakeState {
   validation?: ValidationReport;
   approval?: ApprovalResult;
   release?: ReleaseResult;
+  /** Set by UndoRelease when the release could not be recorded and was undone. */
+  undo?: { functions: Array<{ name: string; alias: string; restored: string | null; skipped: string | null }> };
   /** Set by each Catch: `$.errors.<StateName>`. */
   errors?: Record<string, StatesError>;
 }
@@ -108,6 +110,14 @@ export async function recordFailure(
   if (failedState === 'RequestApproval' && error === 'States.Timeout') {
     error = new ApprovalTimedOutError('').name;
     cause = `nobody decided within ${state.bake?.approval.timeoutSeconds ?? '?'} seconds; nothing was released`;
+  }
+  if (state.undo) {
+    const kept = state.undo.functions.filter((u) => u.skipped !== null);
+    cause += kept.length
+      ? `; the release was undone except ${kept.map((u) => `${u.name}:${u.alias} (${u.skipped})`).join(', ')}`
+      : '; the release was undone: every alias is back where it was';
+  } else if (state.release && failedState !== 'Release') {
+    cause += `; the release was NOT undone: ${state.release.functions.map((m) => `${m.name}:${m.alias} → ${m.to}`).join(', ')}`;
   }
   const now = deps.clock.now();
   const bakeId = state.bake?.bakeId ?? state.bakeId ?? null;

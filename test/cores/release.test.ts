@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { release } from '../../src/cores/release.ts';
+import { release, undoRelease } from '../../src/cores/release.ts';
 import { AliasConflictError } from '../../src/errors.ts';
 import { publishedVersions } from '../helpers/fixtures.ts';
 import { MemoryFunctionRegistry } from '../helpers/memory.ts';
@@ -109,5 +109,65 @@ describe('release', () => {
     // Assess
     expect(error.message).toBe('second moved');
     expect((await functions.getAlias('first', 'live'))?.version).toBe('9');
+  });
+
+  it('removes an alias it created when a later move fails', async () => {
+    // Prepare
+    const functions = new MemoryFunctionRegistry();
+    functions.seedAlias('second', 'live', '4');
+    functions.beforeSetAlias = (name) => {
+      if (name === 'second') throw new AliasConflictError('second moved');
+    };
+
+    // Act
+    await rejection(release({ versions: publishedVersions(['first', '1'], ['second', '5']) }, { functions }));
+
+    // Assess
+    expect(await functions.getAlias('first', 'live')).toBeUndefined();
+    expect((await functions.getAlias('second', 'live'))?.version).toBe('4');
+  });
+});
+
+describe('undoRelease', () => {
+  it('moves changed aliases back, removes created ones and skips unchanged ones', async () => {
+    // Prepare
+    const functions = new MemoryFunctionRegistry();
+    functions.seedAlias('a', 'live', '2');
+    functions.seedAlias('b', 'live', '1');
+    functions.seedAlias('c', 'live', '7');
+    const moves = [
+      { name: 'a', alias: 'live', from: '1', to: '2', changed: true },
+      { name: 'b', alias: 'live', from: null, to: '1', changed: true },
+      { name: 'c', alias: 'live', from: '7', to: '7', changed: false },
+    ];
+
+    // Act
+    const result = await undoRelease({ release: { functions: moves } }, { functions });
+
+    // Assess
+    expect(result.functions).toEqual([
+      { name: 'a', alias: 'live', restored: '1', skipped: null },
+      { name: 'b', alias: 'live', restored: null, skipped: null },
+    ]);
+    expect((await functions.getAlias('a', 'live'))?.version).toBe('1');
+    expect(await functions.getAlias('b', 'live')).toBeUndefined();
+    expect((await functions.getAlias('c', 'live'))?.version).toBe('7');
+  });
+
+  it('leaves an alias that moved again since the release, and says so', async () => {
+    // Prepare
+    const functions = new MemoryFunctionRegistry();
+    functions.seedAlias('a', 'live', '3');
+
+    // Act
+    const result = await undoRelease(
+      { release: { functions: [{ name: 'a', alias: 'live', from: '1', to: '2', changed: true }] } },
+      { functions },
+    );
+
+    // Assess
+    expect(result.functions).toEqual([{ name: 'a', alias: 'live', restored: null, skipped: 'it is on 3 now, not 2' }]);
+    expect((await functions.getAlias('a', 'live'))?.version).toBe('3');
+    expect(functions.setAliasCalls).toEqual([]);
   });
 });

@@ -163,7 +163,7 @@ describe('functions', () => {
     expect(packagingSeconds).toBeLessThan(120);
   });
 
-  it('declares exactly the nine tasks of src/tasks.ts, each at the logical id the ASL names', () => {
+  it('declares exactly the tasks of src/tasks.ts, each at the logical id the ASL names', () => {
     const functions = ofType('AWS::Lambda::Function').map(([id]) => id);
     expect(functions.sort()).toEqual(TASK_KEYS.map(logicalIdOf).sort());
     for (const key of TASK_KEYS) {
@@ -313,7 +313,7 @@ describe('state machine', () => {
     expect(resource(group, 'AWS::Logs::LogGroup').Properties.LogGroupName).toBe('/aws/vendedlogs/states/bakery-dev-bake');
   });
 
-  it('may invoke exactly the nine functions', () => {
+  it('may invoke exactly the task functions', () => {
     const statements = statementsOf(resource('BakeStateMachineRole', 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
     const invoke = statements.filter((s) => asArray(s.Action).includes('lambda:InvokeFunction'));
     const targets = new Set(
@@ -506,7 +506,8 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
   ],
   validate: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', 's3:PutObject'],
   requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'ssm:GetParameter'],
-  release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias'],
+  release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias', 'lambda:DeleteAlias'],
+  undoRelease: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias'],
   recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
   recordFailure: ['dynamodb:PutItem', 's3:PutObject', 'ssm:GetParameter'],
 };

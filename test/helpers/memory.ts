@@ -150,6 +150,14 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
     }
     return this.seedAlias(name, alias, version);
   }
+
+  async deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void> {
+    const current = this.aliases.get(`${name}:${alias}`);
+    if (!current) return;
+    if (current.revisionId !== expectedRevisionId)
+      throw new AliasConflictError(`alias ${name}:${alias} changed (revision ${current.revisionId})`);
+    this.aliases.delete(`${name}:${alias}`);
+  }
 }
 
 /** Decide-once approvals, as the conditional write of the real stores. */

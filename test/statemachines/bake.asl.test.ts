@@ -302,10 +302,10 @@ describe('bake.asl.json on the local runner', () => {
       expect(await manifest(ws, 'bake-release')).toMatchObject({ status: 'failed', release: null, approval: { decision: 'approved' } });
     });
 
-    it('RecordSuccess: a ledger that cannot be written fails the bake after the release, and says so', async () => {
+    it('RecordSuccess: a ledger that cannot be written undoes the release and fails the bake', async () => {
       // Prepare
       const ws = await workspace();
-      await seedLiveRelease(ws);
+      const before = await seedLiveRelease(ws);
       const append = ws.deps.ledger.append.bind(ws.deps.ledger);
       ws.deps.ledger.append = async (entry) => {
         if (entry.type === 'released') throw new StateDirError('ledger.jsonl is read-only');
@@ -317,13 +317,43 @@ describe('bake.asl.json on the local runner', () => {
 
       // Assess
       await expectFailure(ws, outcome, 'RecordSuccess', 'StateDirError', 'ledger.jsonl is read-only');
-      // The alias had already moved: the failure record keeps the release, so the mismatch is visible.
-      expect(await liveAlias(ws)).toMatchObject({ version: '2' });
+      // The alias had moved to 2; UndoRelease put it back on 1 (a new revision of the same target).
+      expect(await liveAlias(ws)).toMatchObject({ version: before?.version ?? '1' });
+      expect(outcome.status === 'failed' ? outcome.cause : '').toContain('the release was undone: every alias is back where it was');
       expect(await manifest(ws, 'bake-record')).toMatchObject({
         status: 'failed',
         release: { functions: [{ from: '1', to: '2', changed: true }] },
         failure: { state: 'RecordSuccess', error: 'StateDirError' },
       });
+    });
+
+    it('RecordSuccess: when the undo finds the alias moved again, it leaves it and says so', async () => {
+      // Prepare
+      const ws = await workspace();
+      await seedLiveRelease(ws);
+      const append = ws.deps.ledger.append.bind(ws.deps.ledger);
+      ws.deps.ledger.append = async (entry) => {
+        if (entry.type === 'released') {
+          // Someone moves live by hand between the release and its recording.
+          const current = await ws.deps.functions.getAlias('hello', 'live');
+          await ws.deps.functions.setAlias('hello', 'live', '1', current?.revisionId ?? null);
+          throw new StateDirError('ledger.jsonl is read-only');
+        }
+        return append(entry);
+      };
+
+      // Act
+      const outcome = await bake(ws, 'bake-record-moved');
+
+      // Assess
+      await expectFailure(
+        ws,
+        outcome,
+        'RecordSuccess',
+        'StateDirError',
+        'the release was undone except hello:live (it is on 1 now, not 2)',
+      );
+      expect(await liveAlias(ws)).toMatchObject({ version: '1' });
     });
   });
 

@@ -5,6 +5,7 @@ import {
   type Architecture,
   CreateAliasCommand,
   CreateFunctionCommand,
+  DeleteAliasCommand,
   type FunctionCode,
   type FunctionConfiguration,
   GetAliasCommand,
@@ -279,5 +280,18 @@ export class LambdaFunctionRegistry implements FunctionRegistry {
       }
       throw error;
     }
+  }
+
+  async deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void> {
+    // DeleteAlias takes no RevisionId: read the revision first so that an alias someone
+    // else moved meanwhile is refused, leaving only the short window between the calls.
+    const current = await this.getAlias(name, alias);
+    if (!current) return;
+    if (current.revisionId !== expectedRevisionId) {
+      throw new AliasConflictError(`alias ${name}:${alias} changed since bakery created it; it was left in place`, {
+        hint: 'Check `bakery status`.',
+      });
+    }
+    await callAws(`DeleteAlias ${name}:${alias}`, () => this.lambda.send(new DeleteAliasCommand({ FunctionName: name, Name: alias })));
   }
 }

@@ -213,18 +213,29 @@ export class LocalFunctionRegistry implements FunctionRegistry {
     return readJsonIfExists<AliasInfo>(this.dir(name, 'aliases', `${alias}.json`));
   }
 
-  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
-    if (!(await this.getStored(name, version))) throw new NotFoundError(`${name} has no version ${version}`);
+  /** Run `change` on the alias file under an exclusive lock: the local compare-and-swap. */
+  private async withAliasLock<T>(
+    name: string,
+    alias: string,
+    change: (file: string, current: AliasInfo | undefined) => Promise<T>,
+  ): Promise<T> {
     const file = this.dir(name, 'aliases', `${alias}.json`);
     const lock = `${file}.lock`;
     await mkdir(path.dirname(file), { recursive: true });
-    // An exclusive lock file serialises compare-and-swap on the alias.
     for (let attempt = 0; !(await createJsonExclusive(lock, { pid: process.pid })); attempt++) {
       if (attempt > 100) throw new AliasConflictError(`alias ${name}:${alias} is locked by another process (${lock})`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     try {
-      const current = await readJsonIfExists<AliasInfo>(file);
+      return await change(file, await readJsonIfExists<AliasInfo>(file));
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+
+  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
+    if (!(await this.getStored(name, version))) throw new NotFoundError(`${name} has no version ${version}`);
+    return this.withAliasLock(name, alias, async (file, current) => {
       if ((current?.revisionId ?? null) !== expectedRevisionId) {
         throw new AliasConflictError(
           `alias ${name}:${alias} changed while we were releasing (now on version ${current?.version ?? 'none'})`,
@@ -234,9 +245,17 @@ export class LocalFunctionRegistry implements FunctionRegistry {
       const next: AliasInfo = { name, alias, version, revisionId: randomBytes(8).toString('hex') };
       await writeJsonAtomic(file, next);
       return next;
-    } finally {
-      await rm(lock, { force: true });
-    }
+    });
+  }
+
+  async deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void> {
+    await this.withAliasLock(name, alias, async (file, current) => {
+      if (!current) return;
+      if (current.revisionId !== expectedRevisionId) {
+        throw new AliasConflictError(`alias ${name}:${alias} changed since bakery created it; it was left in place`);
+      }
+      await rm(file);
+    });
   }
 }
 

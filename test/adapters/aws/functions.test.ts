@@ -4,6 +4,7 @@ import path from 'node:path';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
+  DeleteAliasCommand,
   GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
@@ -326,6 +327,31 @@ describe('LambdaFunctionRegistry', () => {
       await expect(registry.setAlias('hello', 'live', '1', null)).resolves.toMatchObject({ version: '1', revisionId: 'rev-a' });
       await expect(registry.setAlias('hello', 'taken', '1', null)).rejects.toMatchObject({ name: 'AliasConflictError' });
       expect(lambda).not.toHaveReceivedCommand(UpdateAliasCommand);
+    });
+  });
+
+  describe('deleteAlias', () => {
+    it('deletes the alias only while it is still at the revision bakery left it', async () => {
+      // Prepare
+      lambda.on(GetAliasCommand).resolves({ FunctionVersion: '2', RevisionId: 'rev-ours' }).on(DeleteAliasCommand).resolves({});
+
+      // Act
+      await registry.deleteAlias('hello', 'live', 'rev-ours');
+
+      // Assess
+      expect(lambda).toHaveReceivedCommandWith(DeleteAliasCommand, { FunctionName: 'hello', Name: 'live' });
+    });
+
+    it('refuses, and deletes nothing, when the alias moved since', async () => {
+      // Prepare
+      lambda.on(GetAliasCommand).resolves({ FunctionVersion: '3', RevisionId: 'rev-theirs' });
+
+      // Act
+      const removal = registry.deleteAlias('hello', 'live', 'rev-ours');
+
+      // Assess
+      await expect(removal).rejects.toThrow(AliasConflictError);
+      expect(lambda).not.toHaveReceivedCommand(DeleteAliasCommand);
     });
   });
 });

@@ -141,6 +141,17 @@ describe('local backend stores', () => {
       await expect(functions.getAlias('fn', 'live')).resolves.toMatchObject({ version: '2', revisionId: moved.revisionId });
     });
 
+    it('deletes an alias only from the revision that was read', async () => {
+      const functions = new LocalFunctionRegistry(home);
+      await functions.publishVersion(await input('a'));
+      await functions.publishVersion(await input('b'));
+      const created = await functions.setAlias('fn', 'live', '1', null);
+      const moved = await functions.setAlias('fn', 'live', '2', created.revisionId);
+      await expect(functions.deleteAlias('fn', 'live', created.revisionId)).rejects.toThrow(AliasConflictError);
+      await functions.deleteAlias('fn', 'live', moved.revisionId);
+      await expect(functions.getAlias('fn', 'live')).resolves.toBeUndefined();
+    });
+
     it('lets only one of two concurrent moves from the same revision win', async () => {
       const functions = new LocalFunctionRegistry(home);
       await functions.publishVersion(await input('a'));
