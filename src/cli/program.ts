@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { buildAwsDeps } from '../adapters/aws/index.ts';
 import { LocalHome } from '../adapters/local/home.ts';
 import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
@@ -15,6 +16,7 @@ import { runBake } from '../local/runner.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
+import type { Deps } from '../tasks.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -74,8 +76,32 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...options });
   };
 
+  /**
+   * The ports of the chosen backend, for commands that work on either: the local state
+   * directory, or the deployed stack (configured by the same environment variables as
+   * the Lambdas: ARTEFACTS_BUCKET, TABLE_NAME, …, plus the usual AWS credentials).
+   */
+  const backendDeps = async (): Promise<Deps> => {
+    const backend = program.opts<{ backend: 'local' | 'aws' }>().backend;
+    if (backend === 'aws') return buildAwsDeps(io.env);
+    return deps({ create: false });
+  };
+  const requireLocal = (command: string) => {
+    if (program.opts<{ backend: string }>().backend !== 'local') {
+      throw new InputError(`\`bakery ${command}\` runs on the local backend only`, {
+        hint: 'In AWS a bake starts when a source zip is uploaded to the source bucket (see "Deploying to AWS" in the README).',
+      });
+    }
+  };
+
   const program = new Command('bakery')
     .description('Bake, pin and release AWS Lambda runtimes the immutable way: never patch what runs.')
+    .addOption(
+      new Option('--backend <backend>', 'where state lives: the local state directory, or the deployed AWS stack')
+        .choices(['local', 'aws'])
+        .default(io.env.BAKERY_BACKEND ?? 'local')
+        .env('BAKERY_BACKEND'),
+    )
     .showHelpAfterError()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride()
@@ -83,7 +109,9 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
       'after',
       `
 Environment:
-  BAKERY_HOME   state directory of the local backend (default: ./.bakery)
+  BAKERY_HOME     state directory of the local backend (default: ./.bakery)
+  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject use the deployed
+                  stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
 
 Exit codes:
   ${ExitCodes.Success}  success
@@ -100,6 +128,7 @@ Exit codes:
     .option('--rebuild', 'build the runtime even when an earlier build has the same bake key')
     .addOption(new Option('--approver <name>', 'who approves with --approve').default(whoami(io.env), 'your user name'))
     .action(async (specArg: string, opts: { approve?: boolean; rebuild?: boolean; approver: string }) => {
+      requireLocal('bake');
       const h = home();
       const local = createLocalDeps({ home: h, projectRoot: PROJECT_ROOT });
       // Check the input before anything is written, so bad input leaves no trace.
@@ -154,6 +183,7 @@ Exit codes:
     .argument('<spec>', 'path of the bake spec (JSON)')
     .option('--rebuild', 'build even when an earlier build has the same bake key')
     .action(async (specArg: string, opts: { rebuild?: boolean }) => {
+      requireLocal('build');
       const h = home();
       const recipes = new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
       // Check the input before anything is written, so bad input leaves no trace.
@@ -209,14 +239,13 @@ Exit codes:
     .description("show each function's alias, the version it points to, its layer and the bake that released it")
     .option('--json', 'print JSON: {"functions": [{name, alias, version, layer: {arn, version, sha256, codeSha256}, bakeId, releasedAt}]}')
     .action(async (opts: { json?: boolean }) => {
-      const d = await deps({ create: false });
-      const result = await status(d);
+      const result = await status(await backendDeps());
       if (opts.json) {
         line(JSON.stringify(result, null, 2));
         return;
       }
       if (result.functions.length === 0) {
-        line(`nothing released yet in ${d.home.root}; try: npm run demo`);
+        line('nothing released yet; try: npm run demo');
         return;
       }
       for (const f of result.functions) {
@@ -227,8 +256,7 @@ Exit codes:
     });
 
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
-    const d = await deps({ create: false });
-    const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, d);
+    const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());
     line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
   };
 

@@ -14,16 +14,13 @@ interface Result {
   stderr: string;
 }
 
-function bakery(args: string[], home: string): Promise<Result> {
+function bakery(args: string[], home: string, extraEnv: Record<string, string> = {}): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester', ...extraEnv };
+  for (const name of ['ARTEFACTS_BUCKET', 'TABLE_NAME', 'BAKERY_BACKEND']) if (!(name in extraEnv)) delete env[name];
   return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: PROJECT_ROOT, env: { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester' }, maxBuffer: 10 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
+    execFile(process.execPath, [BIN, ...args], { cwd: PROJECT_ROOT, env, maxBuffer: 10 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
   });
 }
 
@@ -268,6 +265,17 @@ describe('bakery CLI, bad input', () => {
   it('exits 2 on an unknown command or a missing argument', async () => {
     expect((await bakery(['bake'], path.join(scratch, 'h5'))).code).toBe(2);
     expect((await bakery(['frobnicate'], path.join(scratch, 'h5'))).code).toBe(2);
+  });
+
+  it('names the missing configuration of the AWS backend, and refuses a local-only command there', async () => {
+    const env = { BAKERY_BACKEND: 'aws' };
+    const status = await bakery(['status'], path.join(scratch, 'h7'), env);
+    expect(status.code).toBe(2);
+    expect(status.stderr).toContain('ConfigError: missing or invalid configuration');
+    const bake = await bakery(['bake', SPEC], path.join(scratch, 'h7'), env);
+    expect(bake.code).toBe(2);
+    expect(bake.stderr).toContain('`bakery bake` runs on the local backend only');
+    await expectNothingWritten(path.join(scratch, 'h7'));
   });
 
   it('says so when approving a bake that has no approval', async () => {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { BakeryError } from '../../errors.ts';
+import { InputError } from '../../errors.ts';
 
 /**
  * Configuration of the AWS adapters, from the Lambda environment (set in serverless.yml).
@@ -25,7 +25,7 @@ export type SettingName = keyof typeof SETTINGS;
 export type AwsSettings = { [K in SettingName]: z.output<(typeof SETTINGS)[K]> };
 
 /** A required setting is missing or malformed: the deployment is wrong, not the bake. */
-export class ConfigError extends BakeryError {
+export class ConfigError extends InputError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
     super(message, options);
     this.name = 'ConfigError';
@@ -49,7 +49,7 @@ export function readSettings<K extends SettingName>(names: readonly K[], env: No
   }
   if (problems.length) {
     throw new ConfigError(`missing or invalid configuration: ${problems.join(', ')}`, {
-      hint: 'Set these environment variables on the function (serverless.yml, provider.environment).',
+      hint: 'On a Lambda they come from serverless.yml (provider.environment); for `bakery --backend aws`, export them from the deployed stack.',
     });
   }
   return out as Pick<AwsSettings, K>;
