@@ -108,6 +108,14 @@ export class ValidationFailedError extends BakeryError {
   }
 }
 
+/** The version passes its cases with a network but fails them with none: it fetches something at run time. */
+export class ArtefactNotSelfContainedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ArtefactNotSelfContainedError';
+  }
+}
+
 /** The approver rejected the bake. */
 export class ApprovalRejectedError extends BakeryError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -173,6 +181,7 @@ export const ERROR_NAMES: readonly string[] = [
   LayerIntegrityError,
   PublishVersionError,
   ValidationFailedError,
+  ArtefactNotSelfContainedError,
   ApprovalRejectedError,
   ApprovalTimedOutError,
   AlreadyDecidedError,

@@ -140,6 +140,11 @@ export interface FunctionValidationReport {
   initDurationMs: number | null;
   initError: string | null;
   cases: CaseReport[];
+  /**
+   * The immutability check: the cases run again with no network at all. `checked`
+   * false means it could not run here, and `reason` says why; it never passes silently.
+   */
+  selfContained: { checked: boolean; passed: boolean | null; reason: string | null; cases: CaseReport[] };
 }
 
 /** Output of Validate (`$.validation`). */
@@ -294,9 +299,14 @@ export interface InvokeSession {
   close(): Promise<void>;
 }
 
+export type NetworkMode = 'host' | 'none';
+
 /** Runs events against one published version (never the alias). */
 export interface FunctionInvoker {
-  open(target: { name: string; version: string; initTimeoutMs: number }): Promise<InvokeSession>;
+  /** `network: 'none'` runs the version with no network at all (only where {@link isolation} says it can). */
+  open(target: { name: string; version: string; initTimeoutMs: number; network?: NetworkMode }): Promise<InvokeSession>;
+  /** Whether versions can be run with no network here, and why not. */
+  isolation(): Promise<{ available: boolean; reason: string | null }>;
 }
 
 export interface ApprovalDecision {

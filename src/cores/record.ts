@@ -13,6 +13,7 @@ import type {
   ResolvedBake,
   ValidationReport,
 } from '../ports.ts';
+import { validationReportKey } from './validate.ts';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 
@@ -122,7 +123,13 @@ export async function recordFailure(
   const now = deps.clock.now();
   const bakeId = state.bake?.bakeId ?? state.bakeId ?? null;
   const failure = { state: failedState, error, cause };
-  const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(state, 'failed', now, failure)) : null;
+  // A failed validation has no $.validation (the state failed): take its stored report.
+  let validation = state.validation;
+  if (!validation && failedState === 'Validate' && bakeId) {
+    validation = await deps.artefacts.getJson<ValidationReport>(validationReportKey(bakeId));
+  }
+  const recorded: BakeState = validation ? { ...state, validation } : state;
+  const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(recorded, 'failed', now, failure)) : null;
   await deps.ledger.append({ type: 'failed', bakeId, at: now.toISOString(), state: failedState, error, cause, manifest });
   await deps.notifier.bakeFailed({ bakeId, state: failedState, error, cause });
   return { state: failedState, Error: error, Cause: cause };

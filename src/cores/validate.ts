@@ -1,18 +1,21 @@
-import { ValidationFailedError } from '../errors.ts';
+import { ArtefactNotSelfContainedError, ValidationFailedError } from '../errors.ts';
 import type {
   ArtefactStore,
   CaseReport,
   FunctionInvoker,
   FunctionValidationReport,
+  InvokeOutcome,
   Json,
+  NetworkMode,
+  PublishedFunctionVersion,
   PublishedVersions,
   ResolvedBake,
   ValidationReport,
 } from '../ports.ts';
-import type { ValidationCase } from '../spec.ts';
+import type { FunctionSpec, ValidationCase } from '../spec.ts';
 import { diffJson } from '../util/json.ts';
 
-function judge(kase: ValidationCase, outcome: Awaited<ReturnType<Awaited<ReturnType<FunctionInvoker['open']>>['invoke']>>): string | null {
+function judge(kase: ValidationCase, outcome: InvokeOutcome): string | null {
   const problems: string[] = [];
   if (outcome.durationMs > kase.maxDurationMs) problems.push(`took ${outcome.durationMs} ms, limit ${kase.maxDurationMs} ms`);
   if (kase.expect.errorType !== undefined) {
@@ -29,53 +32,102 @@ function judge(kase: ValidationCase, outcome: Awaited<ReturnType<Awaited<ReturnT
   return problems.length ? problems.join('\n') : null;
 }
 
+/** Where the validation report of a bake is stored, passed or failed. */
+export const validationReportKey = (bakeId: string): string => `reports/${bakeId}/validation.json`;
+
+/** Open the version once and run every case concurrently (the invoker gives each its own environment). */
+async function runCases(
+  invoker: FunctionInvoker,
+  published: PublishedFunctionVersion,
+  fnSpec: FunctionSpec,
+  network: NetworkMode,
+): Promise<{ init: { durationMs: number | null; error: string | null }; cases: CaseReport[] }> {
+  const session = await invoker.open({
+    name: published.name,
+    version: published.version,
+    initTimeoutMs: fnSpec.validation.initTimeoutMs,
+    network,
+  });
+  try {
+    if (session.init.error !== null) return { init: session.init, cases: [] };
+    const cases = await Promise.all(
+      fnSpec.validation.cases.map(async (kase): Promise<CaseReport> => {
+        const outcome = await session.invoke(kase.event as Json, Math.max(kase.maxDurationMs, fnSpec.timeout * 1000));
+        const failure = judge(kase, outcome);
+        return { name: kase.name, passed: failure === null, durationMs: outcome.durationMs, failure };
+      }),
+    );
+    return { init: session.init, cases };
+  } finally {
+    await session.close();
+  }
+}
+
 /**
  * Validate: run every case of every function against the new version (by number,
- * never the alias). All functions are checked before anything can move.
+ * never the alias), then run them again with no network at all where this machine
+ * allows it: an artefact that only works with a network is not self-contained. All
+ * functions are checked, and the report stored, before the bake can fail.
  */
 export async function validateVersions(
   input: { bake: ResolvedBake; versions: PublishedVersions },
   deps: { invoker: FunctionInvoker; artefacts: ArtefactStore },
 ): Promise<ValidationReport> {
+  const isolation = await deps.invoker.isolation();
   const reports: FunctionValidationReport[] = [];
   for (const published of input.versions.functions) {
     const fnSpec = input.bake.spec.functions.find((f) => f.name === published.name);
     if (!fnSpec) throw new ValidationFailedError(`no validation cases for ${published.name}`);
-    const session = await deps.invoker.open({
-      name: published.name,
-      version: published.version,
-      initTimeoutMs: fnSpec.validation.initTimeoutMs,
-    });
-    const cases: CaseReport[] = [];
-    try {
-      if (session.init.error === null) {
-        for (const kase of fnSpec.validation.cases) {
-          const outcome = await session.invoke(kase.event as Json, Math.max(kase.maxDurationMs, fnSpec.timeout * 1000));
-          const failure = judge(kase, outcome);
-          cases.push({ name: kase.name, passed: failure === null, durationMs: outcome.durationMs, failure });
-        }
-      }
-    } finally {
-      await session.close();
+    const online = await runCases(deps.invoker, published, fnSpec, 'host');
+    const passedOnline = online.init.error === null && online.cases.every((c) => c.passed);
+    let selfContained: FunctionValidationReport['selfContained'];
+    if (!passedOnline) {
+      selfContained = { checked: false, passed: null, reason: 'not run: the version already failed with a network', cases: [] };
+    } else if (!isolation.available) {
+      selfContained = { checked: false, passed: null, reason: isolation.reason ?? 'no network isolation here', cases: [] };
+    } else {
+      const offline = await runCases(deps.invoker, published, fnSpec, 'none');
+      const passed = offline.init.error === null && offline.cases.every((c) => c.passed);
+      selfContained = {
+        checked: true,
+        passed,
+        reason: offline.init.error === null ? null : `init failed with no network: ${offline.init.error}`,
+        cases: offline.cases,
+      };
     }
     reports.push({
       name: published.name,
       version: published.version,
-      passed: session.init.error === null && cases.every((c) => c.passed),
-      initDurationMs: session.init.durationMs,
-      initError: session.init.error,
-      cases,
+      passed: passedOnline && selfContained.passed !== false,
+      initDurationMs: online.init.durationMs,
+      initError: online.init.error,
+      cases: online.cases,
+      selfContained,
     });
   }
   const report: ValidationReport = { passed: reports.every((r) => r.passed), functions: reports };
-  const key = `reports/${input.bake.bakeId}/validation.json`;
+  const key = validationReportKey(input.bake.bakeId);
   await deps.artefacts.putJson(key, report);
-  if (!report.passed) {
-    const lines = reports.flatMap((r) => [
-      ...(r.initError ? [`${r.name}:${r.version} init failed: ${r.initError}`] : []),
-      ...r.cases.filter((c) => !c.passed).map((c) => `${r.name}:${r.version} case "${c.name}": ${c.failure}`),
-    ]);
-    throw new ValidationFailedError(`validation failed (report: ${key})\n${lines.join('\n')}`);
+
+  const failures = reports.flatMap((r) => [
+    ...(r.initError ? [`${r.name}:${r.version} init failed: ${r.initError}`] : []),
+    ...r.cases.filter((c) => !c.passed).map((c) => `${r.name}:${r.version} case "${c.name}": ${c.failure}`),
+  ]);
+  if (failures.length) throw new ValidationFailedError(`validation failed (report: ${key})\n${failures.join('\n')}`);
+  const offlineOnly = reports.flatMap((r) =>
+    r.selfContained.passed === false
+      ? [
+          ...(r.selfContained.reason ? [`${r.name}:${r.version} ${r.selfContained.reason}`] : []),
+          ...r.selfContained.cases
+            .filter((c) => !c.passed)
+            .map((c) => `${r.name}:${r.version} case "${c.name}" fails only without a network: ${c.failure}`),
+        ]
+      : [],
+  );
+  if (offlineOnly.length) {
+    throw new ArtefactNotSelfContainedError(`the artefact needs a network to work (report: ${key})\n${offlineOnly.join('\n')}`, {
+      hint: 'Bake what the function fetches at run time into the layer or the code, so what runs is what was validated.',
+    });
   }
   return report;
 }

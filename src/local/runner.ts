@@ -90,10 +90,15 @@ function detail(state: string, output: BakeState): string {
         : '';
     case 'PublishVersion':
       return output.versions?.functions.map((f) => `${f.name}:${f.version}`).join(', ') ?? '';
-    case 'Validate':
-      return output.validation
-        ? `${output.validation.functions.reduce((n, f) => n + f.cases.filter((c) => c.passed).length, 0)} case(s) passed`
-        : '';
+    case 'Validate': {
+      if (!output.validation) return '';
+      const fns = output.validation.functions;
+      const passed = fns.reduce((n, f) => n + f.cases.filter((c) => c.passed).length, 0);
+      const offline = fns.every((f) => f.selfContained.checked)
+        ? 'again with no network: passed'
+        : `no-network check not run (${fns.find((f) => !f.selfContained.checked)?.selfContained.reason ?? '?'})`;
+      return `${passed} case(s) passed; ${offline}`;
+    }
     case 'RequestApproval':
       return output.approval ? `approved by ${output.approval.by}` : '';
     case 'Release':

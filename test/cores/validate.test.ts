@@ -31,7 +31,7 @@ describe('validateVersions', () => {
         cases: [expect.objectContaining({ passed: true, failure: null })],
       }),
     ]);
-    expect(invoker.opened).toEqual([{ name: 'hello', version: '7', initTimeoutMs: 10_000 }]);
+    expect(invoker.opened).toEqual([{ name: 'hello', version: '7', initTimeoutMs: 10_000, network: 'host' }]);
     expect(invoker.invoked.map((i) => i.event)).toEqual([{ n: 1 }]);
   });
 
@@ -172,6 +172,7 @@ describe('validateVersions', () => {
           initDurationMs: 40,
           initError: 'Runtime.HandlerNotFound: no module index',
           cases: [],
+          selfContained: { checked: false, passed: null, reason: 'not run: the version already failed with a network', cases: [] },
         },
       ],
     });
@@ -234,5 +235,106 @@ describe('validateVersions', () => {
     expect(error).toBeInstanceOf(ValidationFailedError);
     expect(error.message).toBe('no validation cases for stranger');
     expect(invoker.opened).toEqual([]);
+  });
+
+  describe('the no-network run', () => {
+    const spec = () =>
+      resolvedBake({
+        functions: [
+          functionSpec('hello', [
+            { name: 'one', event: { n: 1 }, expect: { match: 'exact', result: { ok: true } } },
+            { name: 'two', event: { n: 2 }, expect: { match: 'exact', result: { ok: true } } },
+          ]),
+        ],
+      });
+
+    it('runs every case again with no network and passes when they all pass', async () => {
+      // Prepare
+      const invoker = new ScriptedInvoker({ hello: { respond: () => ok({ ok: true }) } });
+      invoker.isolated = { offline: { hello: () => ok({ ok: true }) } };
+
+      // Act
+      const report = await validateVersions(
+        { bake: spec(), versions: publishedVersions(['hello', '3']) },
+        { invoker, artefacts: new MemoryArtefactStore() },
+      );
+
+      // Assess
+      expect(invoker.opened.map((o) => o.network)).toEqual(['host', 'none']);
+      expect(report.functions[0]?.selfContained).toMatchObject({ checked: true, passed: true, reason: null });
+      expect(report.functions[0]?.selfContained.cases.map((c) => c.passed)).toEqual([true, true]);
+    });
+
+    it('fails with ArtefactNotSelfContainedError when a case fails only without a network', async () => {
+      // Prepare
+      const invoker = new ScriptedInvoker({ hello: { respond: () => ok({ ok: true }) } });
+      invoker.isolated = {
+        offline: {
+          hello: (event) => ((event as { n: number }).n === 2 ? failed('FetchError', 'getaddrinfo ENOTFOUND') : ok({ ok: true })),
+        },
+      };
+      const artefacts = new MemoryArtefactStore();
+
+      // Act
+      const error = await rejection(
+        validateVersions({ bake: spec(), versions: publishedVersions(['hello', '3']) }, { invoker, artefacts }),
+      );
+
+      // Assess
+      expect(error.name).toBe('ArtefactNotSelfContainedError');
+      expect(error.message).toContain('hello:3 case "two" fails only without a network: handler failed: FetchError: getaddrinfo ENOTFOUND');
+      const stored = await artefacts.getJson<ValidationReport>(REPORT_KEY);
+      expect(stored?.passed).toBe(false);
+      expect(stored?.functions[0]?.selfContained).toMatchObject({ checked: true, passed: false });
+    });
+
+    it('says so in the report when the check cannot run here, and does not fail the bake for it', async () => {
+      // Prepare
+      const invoker = new ScriptedInvoker({ hello: { respond: () => ok({ ok: true }) } });
+
+      // Act
+      const report = await validateVersions(
+        { bake: spec(), versions: publishedVersions(['hello', '3']) },
+        { invoker, artefacts: new MemoryArtefactStore() },
+      );
+
+      // Assess
+      expect(report.passed).toBe(true);
+      expect(report.functions[0]?.selfContained).toEqual({ checked: false, passed: null, reason: 'scripted: no isolation', cases: [] });
+      expect(invoker.opened.map((o) => o.network)).toEqual(['host']);
+    });
+
+    it('runs the cases of one function concurrently', async () => {
+      // Prepare
+      let inFlight = 0;
+      let most = 0;
+      const invoker = new ScriptedInvoker({
+        hello: {
+          respond: () => {
+            throw new Error('unused');
+          },
+        },
+      });
+      invoker.open = async () => ({
+        init: { durationMs: 1, error: null },
+        invoke: async () => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          await new Promise((resolve) => setImmediate(resolve));
+          inFlight--;
+          return ok({ ok: true });
+        },
+        close: async () => {},
+      });
+
+      // Act
+      await validateVersions(
+        { bake: spec(), versions: publishedVersions(['hello', '3']) },
+        { invoker, artefacts: new MemoryArtefactStore() },
+      );
+
+      // Assess
+      expect(most).toBe(2);
+    });
   });
 });

@@ -109,6 +109,7 @@ export function passedValidation(versions: PublishedVersions): ValidationReport 
       initDurationMs: 5,
       initError: null,
       cases: [{ name: 'says hello', passed: true, durationMs: 3, failure: null }],
+      selfContained: { checked: false, passed: null, reason: 'not checked in this fixture', cases: [] },
     })),
   };
 }

@@ -265,7 +265,7 @@ export type ScriptedFunction = {
 
 /** An invoker whose sessions answer from a script; it records what was opened, invoked and closed. */
 export class ScriptedInvoker implements FunctionInvoker {
-  readonly opened: Array<{ name: string; version: string; initTimeoutMs: number }> = [];
+  readonly opened: Array<{ name: string; version: string; initTimeoutMs: number; network?: 'host' | 'none' }> = [];
   readonly invoked: Array<{ name: string; event: Json; timeoutMs: number }> = [];
   readonly closed: string[] = [];
   private readonly scripts: Record<string, ScriptedFunction>;
@@ -274,15 +274,23 @@ export class ScriptedInvoker implements FunctionInvoker {
     this.scripts = scripts;
   }
 
-  async open(target: { name: string; version: string; initTimeoutMs: number }): Promise<InvokeSession> {
+  /** Set to make the no-network run available; `offline` then answers it instead of `respond`. */
+  isolated: { offline: Record<string, (event: Json) => InvokeOutcome> } | undefined;
+
+  async isolation(): Promise<{ available: boolean; reason: string | null }> {
+    return this.isolated ? { available: true, reason: null } : { available: false, reason: 'scripted: no isolation' };
+  }
+
+  async open(target: { name: string; version: string; initTimeoutMs: number; network?: 'host' | 'none' }): Promise<InvokeSession> {
     this.opened.push(target);
+    const offline = target.network === 'none' ? this.isolated?.offline[target.name] : undefined;
     const script = this.scripts[target.name];
     if (!script) throw new NotFoundError(`no script for ${target.name}`);
     return {
       init: script.init ?? { durationMs: 5, error: null },
       invoke: async (event, timeoutMs) => {
         this.invoked.push({ name: target.name, event, timeoutMs });
-        return script.respond(event);
+        return offline ? offline(event) : script.respond(event);
       },
       close: async () => {
         this.closed.push(target.name);

@@ -4,7 +4,9 @@
  * state directory; single ports are swapped for fakes to make one stage fail, and the
  * image build is faked except where a test says otherwise.
  */
-import { appendFile, copyFile } from 'node:fs/promises';
+import { appendFile, copyFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +15,7 @@ import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { AlreadyDecidedError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
 import { type RunOutcome, runBake } from '../../src/local/runner.ts';
 import type { LedgerEntry, ValidationReport } from '../../src/ports.ts';
+import { networkIsolation } from '../../src/runtime-api/sandbox.ts';
 import {
   approvalRequested,
   FakeImageBuilder,
@@ -257,8 +260,53 @@ describe('bake.asl.json on the local runner', () => {
       const report = await validationReport(ws, 'bake-validate');
       expect(report?.passed).toBe(false);
       expect(report?.functions[0]?.cases.map((c) => c.passed)).toEqual([false, true, true]);
+      // The failure manifest carries the report too.
+      expect((await manifest(ws, 'bake-validate'))?.validation).toEqual(report);
       expect(await ws.deps.approvals.findByBake('bake-validate')).toBeUndefined();
       expect(await liveAlias(ws)).toEqual(before);
+    });
+
+    it('Validate: code that needs a network at run time fails with ArtefactNotSelfContainedError; the alias stays', async () => {
+      // Prepare: a function that calls a server on this machine's loopback, which only a
+      // sandbox with the host's network can reach.
+      const server = http.createServer((_req, res) => res.end('from the network'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+      const ws = await workspace({
+        spec: (spec) => {
+          const [fn] = spec.functions;
+          if (fn) fn.validation.cases = [{ name: 'fetches', event: { url }, expect: { match: 'exact', result: 'from the network' } }];
+        },
+      });
+      await writeFile(
+        path.join(ws.dir, 'project', 'src', 'index.mjs'),
+        'export const handler = async (event) => (await fetch(event.url, { signal: AbortSignal.timeout(1000) })).text();\n',
+      );
+      const before = await seedLiveRelease(ws);
+      const isolation = await networkIsolation();
+
+      try {
+        // Act
+        const outcome = await bake(ws, 'bake-offline');
+
+        // Assess
+        if (!isolation.available) {
+          expect(outcome.status).toBe('succeeded');
+          expect((await validationReport(ws, 'bake-offline'))?.functions[0]?.selfContained).toMatchObject({
+            checked: false,
+            reason: isolation.reason,
+          });
+          return;
+        }
+        await expectFailure(ws, outcome, 'Validate', 'ArtefactNotSelfContainedError', 'case "fetches" fails only without a network');
+        const report = await validationReport(ws, 'bake-offline');
+        expect(report?.functions[0]?.cases.map((c) => c.passed)).toEqual([true]);
+        expect(report?.functions[0]?.selfContained).toMatchObject({ checked: true, passed: false });
+        expect(await ws.deps.approvals.findByBake('bake-offline')).toBeUndefined();
+        expect(await liveAlias(ws)).toEqual(before);
+      } finally {
+        server.close();
+      }
     });
 
     it('RequestApproval: a rejection from another terminal fails with ApprovalRejectedError and the reason', async () => {

@@ -57,6 +57,14 @@ export class LambdaInvoker implements FunctionInvoker {
     this.wait = { ...DEFAULT_WAIT, ...options.wait };
   }
 
+  /** Lambda gives a version the network its configuration has; the no-network run is a local check. */
+  async isolation(): Promise<{ available: boolean; reason: string | null }> {
+    return {
+      available: false,
+      reason: 'not in AWS: Lambda cannot run a version with no network; local bakes of the same spec run this check',
+    };
+  }
+
   async open(target: { name: string; version: string; initTimeoutMs: number }): Promise<InvokeSession> {
     const { name, version } = target;
     if (!/^\d+$/.test(version)) throw new NotFoundError(`${name}: "${version}" is not a published version number`);
