@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
+    reporters: ['default', './test/reporters/summary.ts'],
     environment: 'node',
     restoreMocks: true,
     unstubEnvs: true,
