@@ -76,7 +76,12 @@ describe('the node22 recipe, built locally', () => {
       'validate › LayerIsComplete: succeeded',
       'test › WriteSampleFunction: succeeded',
       'test › InvokeSampleHandler: succeeded',
+      // RuntimeUpload is none locally: the step says so and leaves the tree where it is.
+      'test › UploadRuntime: succeeded',
     ]);
+    expect(built.events.find((e) => e.step === 'UploadRuntime' && e.status === 'succeeded')?.output).toContain(
+      'RuntimeUpload is none (a local build)',
+    );
   });
 
   it('produces exactly the layer tree: the pinned node, bootstrap and the runtime loop, with their modes', async () => {
@@ -122,7 +127,7 @@ describe('the node22 recipe, built locally', () => {
     });
     expect(Object.keys(record.tools).sort()).toEqual(['bash', 'coreutils', 'executor', 'node', 'tar']);
     expect(record.tools.executor).toBe('bakery-local-toe/2');
-    expect(record.steps).toHaveLength(12);
+    expect(record.steps).toHaveLength(13);
     expect(record.steps.every((s) => s.status === 'succeeded' && s.document === 'components/node22-runtime.yml')).toBe(true);
     expect(Date.parse(record.finishedAt)).toBeGreaterThanOrEqual(Date.parse(record.startedAt));
   });
