@@ -3,11 +3,12 @@ import { type ApprovalInput, requestApproval } from './cores/approval.ts';
 import { startImageBuild } from './cores/image.ts';
 import { publishLayer } from './cores/layer.ts';
 import { type BakeState, recordFailure, recordSuccess } from './cores/record.ts';
-import { release, undoRelease } from './cores/release.ts';
+import { release, shiftTraffic, undoRelease } from './cores/release.ts';
 import { resolveBake } from './cores/resolve.ts';
 import { validateVersions } from './cores/validate.ts';
 import { publishVersions } from './cores/version.ts';
 import type {
+  AlarmMonitor,
   ApprovalStore,
   ArtefactStore,
   BuiltImage,
@@ -41,6 +42,7 @@ export interface Deps {
   notifier: Notifier;
   callbacks: TaskCallbacks;
   ledger: Ledger;
+  alarms: AlarmMonitor;
   clock: Clock;
   ids: IdSource;
 }
@@ -61,7 +63,11 @@ export const TASKS = {
     validateVersions(requireKeys<{ bake: ResolvedBake; versions: PublishedVersions }>(payload, ['bake', 'versions'], 'validate'), deps),
   requestApproval: (payload: unknown, deps: Deps) =>
     requestApproval(requireKeys<ApprovalInput>(payload, ['bake', 'layer', 'versions', 'validation', 'taskToken'], 'requestApproval'), deps),
-  release: (payload: unknown, deps: Deps) => release(requireKeys<{ versions: PublishedVersions }>(payload, ['versions'], 'release'), deps),
+  // `bake` carries the spec's gradual-release plan; without it the aliases move all at once.
+  release: (payload: unknown, deps: Deps) =>
+    release(requireKeys<{ versions: PublishedVersions; bake?: ResolvedBake }>(payload, ['versions'], 'release'), deps),
+  shiftTraffic: (payload: unknown, deps: Deps) =>
+    shiftTraffic(requireKeys<{ release: ReleaseResult }>(payload, ['release'], 'shiftTraffic'), deps),
   undoRelease: (payload: unknown, deps: Deps) =>
     undoRelease(requireKeys<{ release: ReleaseResult }>(payload, ['release'], 'undoRelease'), deps),
   recordSuccess: (payload: unknown, deps: Deps) =>

@@ -1,23 +1,96 @@
-import type { AliasMove, FunctionRegistry, PublishedVersions, ReleaseResult } from '../ports.ts';
+import { CanaryAlarmError, NotFoundError } from '../errors.ts';
+import type {
+  AlarmMonitor,
+  AliasInfo,
+  AliasMove,
+  FunctionRegistry,
+  GradualRelease,
+  PublishedFunctionVersion,
+  PublishedVersions,
+  ReleaseResult,
+  ResolvedBake,
+  TrafficStep,
+} from '../ports.ts';
+import type { ReleaseSpec } from '../spec.ts';
+
+const noWeights = (alias: AliasInfo): boolean => Object.keys(alias.weights).length === 0;
+
+/** Lambda's weights are fractions; the spec's are percent. Rounded so 10 % is exactly 0.1. */
+export const fractionOf = (percent: number): number => Math.round(percent * 1000) / 100_000;
+
+export const trafficSteps = (plan: ReleaseSpec): TrafficStep[] =>
+  plan.steps.map((s) => ({ weight: s.weight, seconds: Math.round(s.minutes * 60) }));
+
+/** The alarms of a gradual release that are in ALARM, or missing (a missing alarm cannot vouch for anything). */
+async function unhealthy(alarms: AlarmMonitor, names: string[]): Promise<string[]> {
+  if (!names.length) return [];
+  const states = await alarms.states(names);
+  return states.filter((s) => s.state === 'ALARM' || s.state === null).map((s) => `${s.name} (${s.state ?? 'missing'})`);
+}
 
 /**
  * Release: move each function's alias to its new version, passing the revision we
  * read so a concurrent change fails instead of being overwritten. If one move fails,
  * the aliases already moved are put back (or removed, where this release created
  * them) before the error goes on.
+ *
+ * With a gradual plan (`release.steps` in the spec) an alias that has a previous
+ * version keeps it and sends the first step's weight to the new version; the state
+ * machine then waits and runs {@link shiftTraffic} until `gradual.done`. An alias
+ * created by this release has nothing to shift from and gets all traffic at once.
  */
-export async function release(input: { versions: PublishedVersions }, deps: { functions: FunctionRegistry }): Promise<ReleaseResult> {
+export async function release(
+  input: { versions: PublishedVersions; bake?: ResolvedBake },
+  deps: { functions: FunctionRegistry; alarms: AlarmMonitor },
+): Promise<ReleaseResult> {
+  const plan = input.bake?.spec.release;
+  const steps = plan ? trafficSteps(plan) : [];
+  if (plan?.alarms.length) {
+    // Checked before anything moves: a typo in an alarm name must not disable the guard.
+    const states = await deps.alarms.states(plan.alarms);
+    const missing = states.filter((s) => s.state === null).map((s) => s.name);
+    if (missing.length) {
+      throw new NotFoundError(`release.alarms names alarms that do not exist: ${missing.join(', ')}; nothing was released`, {
+        hint: 'Create them (in AWS: CloudWatch alarms; locally: `bakery alarm set <name> OK`), or fix the names in the spec.',
+      });
+    }
+    const firing = states.filter((s) => s.state === 'ALARM').map((s) => s.name);
+    if (firing.length) {
+      throw new CanaryAlarmError(`${firing.join(', ')} already in ALARM before any traffic moved; nothing was released`);
+    }
+  }
+
+  // Everything is read and checked before the first move: a version (or function) gone
+  // since validation fails the release with every alias untouched. The revisions read
+  // here are what each move compares against.
+  const plans: Array<{ fn: PublishedFunctionVersion; current: AliasInfo | undefined }> = [];
+  for (const fn of input.versions.functions) {
+    if (!(await deps.functions.getVersion(fn.name, fn.version))) {
+      throw new NotFoundError(`${fn.name} has no version ${fn.version} any more (deleted since it was validated?); no alias was moved`);
+    }
+    plans.push({ fn, current: await deps.functions.getAlias(fn.name, fn.alias) });
+  }
+
   const moves: AliasMove[] = [];
-  const undo: Array<{ name: string; alias: string; back: string | null; revisionId: string }> = [];
+  const shifting: GradualRelease['functions'] = [];
+  const undo: Array<{ name: string; alias: string; back: AliasInfo | null; revisionId: string }> = [];
   try {
-    for (const fn of input.versions.functions) {
-      const current = await deps.functions.getAlias(fn.name, fn.alias);
-      if (current?.version === fn.version) {
+    for (const { fn, current } of plans) {
+      if (current?.version === fn.version && noWeights(current)) {
         moves.push({ name: fn.name, alias: fn.alias, from: current.version, to: fn.version, changed: false });
         continue;
       }
-      const moved = await deps.functions.setAlias(fn.name, fn.alias, fn.version, current?.revisionId ?? null);
-      undo.push({ name: fn.name, alias: fn.alias, back: current?.version ?? null, revisionId: moved.revisionId });
+      const first = steps[0];
+      let moved: AliasInfo;
+      if (first && current && current.version !== fn.version) {
+        moved = await deps.functions.setAlias(fn.name, fn.alias, current.version, current.revisionId, {
+          [fn.version]: fractionOf(first.weight),
+        });
+        shifting.push({ name: fn.name, alias: fn.alias, from: current.version, to: fn.version, revisionId: moved.revisionId });
+      } else {
+        moved = await deps.functions.setAlias(fn.name, fn.alias, fn.version, current?.revisionId ?? null);
+      }
+      undo.push({ name: fn.name, alias: fn.alias, back: current ?? null, revisionId: moved.revisionId });
       moves.push({ name: fn.name, alias: fn.alias, from: current?.version ?? null, to: fn.version, changed: true });
     }
   } catch (error) {
@@ -25,12 +98,76 @@ export async function release(input: { versions: PublishedVersions }, deps: { fu
       const put =
         step.back === null
           ? deps.functions.deleteAlias(step.name, step.alias, step.revisionId)
-          : deps.functions.setAlias(step.name, step.alias, step.back, step.revisionId);
+          : deps.functions.setAlias(step.name, step.alias, step.back.version, step.revisionId, step.back.weights);
       await put.catch(() => undefined);
     }
     throw error;
   }
-  return { functions: moves };
+  const gradual: GradualRelease | null =
+    plan && shifting.length
+      ? { step: 0, steps, alarms: plan.alarms, waitSeconds: steps[0]?.seconds ?? 0, done: false, functions: shifting }
+      : null;
+  return { functions: moves, gradual };
+}
+
+/**
+ * ShiftTraffic, run by the state machine after each wait of a gradual release: check
+ * the alarms; one in ALARM (or gone) moves every alias of the release back to its
+ * previous version and fails with CanaryAlarmError. Otherwise move every alias to the
+ * next step's weight, or after the last step all the way to the new version.
+ *
+ * Each move passes the revision of bakery's previous move (compare-and-swap). A
+ * retried step skips the aliases it already moved, so the ASL may retry it; any other
+ * failure goes to UndoRelease.
+ */
+export async function shiftTraffic(
+  input: { release: ReleaseResult },
+  deps: { functions: FunctionRegistry; alarms: AlarmMonitor },
+): Promise<ReleaseResult> {
+  const gradual = input.release.gradual;
+  if (!gradual || gradual.done) return input.release;
+  const weight = gradual.steps[gradual.step]?.weight ?? 0;
+
+  const bad = await unhealthy(deps.alarms, gradual.alarms);
+  if (bad.length) {
+    const undone = await undoRelease({ release: input.release }, deps);
+    const kept = undone.functions.filter((u) => u.skipped !== null);
+    const back = kept.length
+      ? `moved back except ${kept.map((u) => `${u.name}:${u.alias} (${u.skipped})`).join(', ')}`
+      : `every alias is back on its previous version (${undone.functions.map((u) => `${u.name}:${u.alias} → ${u.restored ?? 'removed'}`).join(', ')})`;
+    throw new CanaryAlarmError(
+      `alarm ${bad.join(', ')} at ${weight}% on the new version (step ${gradual.step + 1}/${gradual.steps.length}): ${back}`,
+      {
+        hint: 'Find out why the alarm fired; the new versions stay published for a look, and nothing else was changed.',
+      },
+    );
+  }
+
+  const next = gradual.step + 1;
+  const nextStep = gradual.steps[next];
+  const functions: GradualRelease['functions'] = [];
+  for (const f of gradual.functions) {
+    const target = nextStep ? { version: f.from, weights: { [f.to]: fractionOf(nextStep.weight) } } : { version: f.to, weights: {} };
+    const current = await deps.functions.getAlias(f.name, f.alias);
+    if (current && current.revisionId !== f.revisionId && sameRouting(current, target)) {
+      // Moved by an earlier attempt of this very step (the ASL retried it).
+      functions.push({ ...f, revisionId: current.revisionId });
+      continue;
+    }
+    const moved = await deps.functions.setAlias(f.name, f.alias, target.version, f.revisionId, target.weights);
+    functions.push({ ...f, revisionId: moved.revisionId });
+  }
+  const done = nextStep === undefined;
+  return {
+    functions: input.release.functions,
+    gradual: { ...gradual, step: next, waitSeconds: nextStep?.seconds ?? 0, done, functions },
+  };
+}
+
+function sameRouting(alias: AliasInfo, target: { version: string; weights: Record<string, number> }): boolean {
+  const a = Object.entries(alias.weights).sort();
+  const b = Object.entries(target.weights).sort();
+  return alias.version === target.version && JSON.stringify(a) === JSON.stringify(b);
 }
 
 export interface UndoneMove {
@@ -43,9 +180,11 @@ export interface UndoneMove {
 }
 
 /**
- * UndoRelease: a release happened but could not be recorded, so put every alias it
- * moved back where it was. An alias that moved again since is left alone (and said so):
- * only the release's own move is undone.
+ * UndoRelease: a release happened (or a gradual one was under way) but cannot be
+ * completed or recorded, so put every alias it moved back where it was, all traffic
+ * on the previous version. Only states bakery itself produced are undone: the new
+ * version live, or the previous one with a weight on the new one. An alias that
+ * moved otherwise since is left alone, and said so.
  */
 export async function undoRelease(
   input: { release: ReleaseResult },
@@ -54,19 +193,30 @@ export async function undoRelease(
   const out: UndoneMove[] = [];
   for (const move of [...input.release.functions].reverse()) {
     if (!move.changed) continue;
+    const done = (restored: string | null) => out.push({ name: move.name, alias: move.alias, restored, skipped: null });
     const current = await deps.functions.getAlias(move.name, move.alias);
-    if (current?.version !== move.to) {
+    if (!current) {
+      if (move.from === null) done(null);
+      else out.push({ name: move.name, alias: move.alias, restored: null, skipped: 'the alias is gone' });
+      continue;
+    }
+    const weighted = Object.keys(current.weights);
+    if (current.version === move.from && weighted.length === 1 && weighted[0] === move.to) {
+      await deps.functions.setAlias(move.name, move.alias, move.from, current.revisionId);
+      done(move.from);
+    } else if (current.version === move.to && weighted.length === 0) {
+      if (move.from === null) await deps.functions.deleteAlias(move.name, move.alias, current.revisionId);
+      else await deps.functions.setAlias(move.name, move.alias, move.from, current.revisionId);
+      done(move.from);
+    } else {
+      const routing = weighted.length ? ` with ${weighted.map((v) => `${(current.weights[v] ?? 0) * 100}% on ${v}`).join(', ')}` : '';
       out.push({
         name: move.name,
         alias: move.alias,
         restored: null,
-        skipped: `it is on ${current?.version ?? 'nothing'} now, not ${move.to}`,
+        skipped: `it is on ${current.version}${routing} now, not ${move.to}`,
       });
-      continue;
     }
-    if (move.from === null) await deps.functions.deleteAlias(move.name, move.alias, current.revisionId);
-    else await deps.functions.setAlias(move.name, move.alias, move.from, current.revisionId);
-    out.push({ name: move.name, alias: move.alias, restored: move.from, skipped: null });
   }
   return { functions: out.reverse() };
 }

@@ -18,6 +18,8 @@ export interface RunBakeOptions {
   definitionFile?: string;
   /** Milliseconds between retries (tests set 0). */
   retryIntervalMs?: number;
+  /** Milliseconds every Wait state waits instead of its seconds (tests set 0 to run a gradual release at once). */
+  waitMs?: number;
 }
 
 /** The execution output of a released bake: the accumulated state plus what RecordSuccess stored. */
@@ -102,11 +104,20 @@ function detail(state: string, output: BakeState): string {
     case 'RequestApproval':
       return output.approval ? `approved by ${output.approval.by}` : '';
     case 'Release':
+    case 'ShiftTraffic': {
+      const gradual = output.release?.gradual;
+      if (gradual && !gradual.done) {
+        const weight = gradual.steps[gradual.step]?.weight ?? 0;
+        const shifted = gradual.functions.map((f) => `${f.name}:${f.alias} ${weight}% on ${f.to} (rest on ${f.from})`).join(', ');
+        return `${shifted}; alarms checked again in ${gradual.waitSeconds} s`;
+      }
+      if (state === 'ShiftTraffic') return gradual ? `all traffic on ${gradual.functions.map((f) => `${f.name}:${f.to}`).join(', ')}` : '';
       return (
         output.release?.functions
           .map((m) => `${m.name}:${m.alias} ${m.from ?? '(none)'} → ${m.to}${m.changed ? '' : ' (unchanged)'}`)
           .join(', ') ?? ''
       );
+    }
     default:
       return '';
   }
@@ -166,11 +177,15 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
 
   const retryIntervalOverrides: Record<string, number> = {};
   if (options.retryIntervalMs !== undefined) for (const { state } of tasks) retryIntervalOverrides[state] = options.retryIntervalMs;
+  const waitTimeOverrides: Record<string, number> = {};
+  if (options.waitMs !== undefined) {
+    for (const [state, def] of Object.entries(fileDefinition.States)) if (def.Type === 'Wait') waitTimeOverrides[state] = options.waitMs;
+  }
 
   const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
   const startTime = new Date().toISOString();
   const execution = machine.run(request as unknown as Json, {
-    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
+    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides },
     context: {
       Execution: { Id: `local:${request.bakeId ?? 'bake'}`, Name: request.bakeId ?? 'bake', StartTime: startTime },
       Task: { Token: 'set-per-task-by-the-local-runner' },

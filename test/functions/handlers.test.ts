@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { GetAliasCommand, LambdaClient, PreconditionFailedException, UpdateAliasCommand } from '@aws-sdk/client-lambda';
+import {
+  GetAliasCommand,
+  GetFunctionConfigurationCommand,
+  LambdaClient,
+  PreconditionFailedException,
+  UpdateAliasCommand,
+} from '@aws-sdk/client-lambda';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -62,6 +68,7 @@ describe('Lambda handlers', () => {
 
   it('releases through the middy chain: reads the alias, moves it with its revision', async () => {
     // Prepare: no configuration at all — Release only needs Lambda.
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '7', CodeSha256: 'c=' });
     lambda.on(GetAliasCommand).resolves({ FunctionVersion: '6', RevisionId: 'rev-6' });
     lambda.on(UpdateAliasCommand).resolves({ FunctionVersion: '7', RevisionId: 'rev-7' });
 
@@ -69,17 +76,19 @@ describe('Lambda handlers', () => {
     const result = await release({ versions }, context);
 
     // Assess
-    expect(result).toEqual({ functions: [{ name: 'hello', alias: 'live', from: '6', to: '7', changed: true }] });
+    expect(result).toEqual({ functions: [{ name: 'hello', alias: 'live', from: '6', to: '7', changed: true }], gradual: null });
     expect(lambda).toHaveReceivedCommandWith(UpdateAliasCommand, {
       FunctionName: 'hello',
       Name: 'live',
       FunctionVersion: '7',
       RevisionId: 'rev-6',
+      RoutingConfig: { AdditionalVersionWeights: {} },
     });
   });
 
   it('keeps the error name the ASL matches on when the alias moved meanwhile', async () => {
     // Prepare
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '7', CodeSha256: 'c=' });
     lambda.on(GetAliasCommand).resolves({ FunctionVersion: '6', RevisionId: 'rev-6' });
     lambda
       .on(UpdateAliasCommand)
@@ -95,6 +104,7 @@ describe('Lambda handlers', () => {
   });
 
   it('turns throttling into TransientBackendError, which the ASL retries', async () => {
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '7', CodeSha256: 'c=' });
     lambda
       .on(GetAliasCommand)
       .rejects(Object.assign(new Error('Rate exceeded'), { name: 'TooManyRequestsException', $metadata: { httpStatusCode: 429 } }));

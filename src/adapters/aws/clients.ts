@@ -1,3 +1,4 @@
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ImagebuilderClient } from '@aws-sdk/client-imagebuilder';
 import { LambdaClient } from '@aws-sdk/client-lambda';
@@ -17,6 +18,7 @@ export const lambdaClient = new LambdaClient(common);
 export const s3Client = new S3Client(common);
 export const sfnClient = new SFNClient(common);
 export const imageBuilderClient = new ImagebuilderClient(common);
+export const cloudWatchClient = new CloudWatchClient(common);
 export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(common), {
   // Optional fields are absent rather than undefined under exactOptionalPropertyTypes,
   // but a stray undefined must never fail a write that is otherwise correct.

@@ -277,6 +277,7 @@ describe('LambdaFunctionRegistry', () => {
         alias: 'live',
         version: '6',
         revisionId: 'rev-1',
+        weights: {},
       });
       await expect(registry.getAlias('hello', 'beta')).resolves.toBeUndefined();
     });
@@ -291,7 +292,7 @@ describe('LambdaFunctionRegistry', () => {
       const moved = await registry.setAlias('hello', 'live', '7', 'rev-1');
 
       // Assess
-      expect(moved).toEqual({ name: 'hello', alias: 'live', version: '7', revisionId: 'rev-2' });
+      expect(moved).toEqual({ name: 'hello', alias: 'live', version: '7', revisionId: 'rev-2', weights: {} });
       expect(lambda).toHaveReceivedCommandWith(UpdateAliasCommand, {
         FunctionName: 'hello',
         Name: 'live',
