@@ -82,12 +82,25 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
   }
 }
 
-/** Append one line and fsync before returning, so an acknowledged entry survives a crash. */
+/**
+ * Append one line and fsync before returning, so an acknowledged entry survives a crash.
+ * The line goes out in one write on an O_APPEND descriptor, so concurrent appenders
+ * never interleave. If the file does not end with a newline (a writer was killed
+ * mid-line), the line starts on a new one: the torn fragment stays a line of its own,
+ * never glued to the next entry.
+ */
 export async function appendLineDurable(file: string, line: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const handle = await open(file, 'a', 0o644);
+  const handle = await open(file, 'a+', 0o644);
   try {
-    await handle.write(`${line}\n`);
+    const { size } = await handle.stat();
+    let lead = '';
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) lead = '\n';
+    }
+    await handle.write(`${lead}${line}\n`);
     await handle.sync();
   } finally {
     await handle.close();
