@@ -197,12 +197,15 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
   let recorded: { state: string; Error: string; Cause: string } | null = null;
   let final: { Error: string; Cause: string } | null = null;
   const enteredAt = new Map<string, number>();
+  // A caught failure still exits its state (into the Catch): that exit is not a success to print.
+  const caught = new Set<string>();
   const progress = (async () => {
     for await (const event of execution.eventLogs) {
       if (event.type === 'StateEntered') {
         enteredAt.set(event.state.name, event.timestamp);
         if (event.state.type === 'Task') write(`▸ ${event.state.name}`);
       } else if (event.type === 'StateExited' && event.state.type === 'Task') {
+        if (caught.delete(event.state.name)) continue;
         const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
         const output = (event.state.output ?? {}) as BakeState & { failure?: typeof recorded };
         if (output.bake?.bakeId) bakeId = output.bake.bakeId;
@@ -212,9 +215,11 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
       } else if (event.type === 'StateFailed') {
         const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
         if (event.state.name !== 'RecordFailure') failedState = event.state.name;
+        caught.add(event.state.name);
         const firstLine = String(event.Cause ?? '').split('\n')[0];
         write(`✗ ${event.state.name} (${took})  ${event.Error}: ${firstLine}`);
       } else if (event.type === 'StateRetried') {
+        caught.delete(event.state.name);
         write(`↻ ${event.state.name}: retry ${event.retry.attempt}`);
       } else if (event.type === 'ExecutionFailed') {
         final = { Error: event.Error, Cause: String(event.Cause ?? '') };

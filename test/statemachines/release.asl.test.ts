@@ -118,6 +118,8 @@ describe('gradual release on the local runner', () => {
       'alarm hello-errors (ALARM) at 10% on the new version (step 1/2): every alias is back on its previous version (hello:live → 1)',
     );
     expect(entered(lines).slice(-3)).toEqual(['Release', 'ShiftTraffic', 'RecordFailure']);
+    // The progress shows the step failing, not also succeeding.
+    expect(lines.filter((l) => /^[✓✗] ShiftTraffic/.test(l)).map((l) => l.slice(0, 14))).toEqual(['✗ ShiftTraffic']);
     expect(moves).toEqual(['hello:live → 1 + 10% on 2', 'hello:live → 1']);
     expect(await ws.deps.functions.getAlias('hello', 'live')).toMatchObject({ version: '1', weights: {} });
     const ledger = await ws.deps.ledger.list();
