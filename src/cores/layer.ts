@@ -1,16 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { LayerIntegrityError, LayerPackagingError } from '../errors.ts';
+import { LayerIntegrityError } from '../errors.ts';
 import type { ArtefactStore, BuiltImage, LayerRegistry, PublishedLayer, ResolvedBake } from '../ports.ts';
 import { zipTree } from '../zip/deterministic.ts';
+import { checkLimits, extraLayerFacts, functionFacts, isCompatible, type LayerFacts, whereNamed } from './limits.ts';
 
-/** Lambda's quota: function code plus all its layers, unzipped. */
-export const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
+export { MAX_LAYERS_PER_FUNCTION, MAX_UNZIPPED_BYTES } from './limits.ts';
 
 /**
- * PublishLayer: zip the runtime tree reproducibly; reuse the layer version whose
- * CodeSha256 equals ours, else publish and prove that what was stored is what we built.
+ * PublishLayer: zip the runtime tree reproducibly; check Lambda's limits for every
+ * function (size with all its layers, layer count, runtime and architecture) before
+ * anything is published; reuse the layer version whose CodeSha256 equals ours, else
+ * publish and prove that what was stored is what we built.
  */
 export async function publishLayer(
   input: { bake: ResolvedBake; image: BuiltImage },
@@ -21,13 +23,21 @@ export async function publishLayer(
   const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-layer-'));
   try {
     const zip = await zipTree(tree, path.join(work, 'layer.zip'));
-    const largestCode = Math.max(0, ...bake.functions.map((f) => f.code.size));
-    if (zip.unzippedSize + largestCode > MAX_UNZIPPED_BYTES) {
-      throw new LayerPackagingError(`layer (${zip.unzippedSize} bytes unzipped) plus function code exceeds Lambda's 250 MB unzipped limit`);
-    }
     const name = bake.spec.layer.name;
+    const target = { runtime: bake.recipe.runtime, architecture: bake.recipe.architecture };
+    const runtime: LayerFacts = {
+      label: `${name} (the runtime layer)`,
+      unzippedSize: zip.unzippedSize,
+      compatibleRuntimes: [target.runtime],
+      architectures: [target.architecture],
+    };
+    const extras = await extraLayerFacts(bake, deps, { sizes: true });
+    checkLimits(functionFacts(bake, runtime, extras.facts), target, whereNamed(bake, extras.missing));
+
     const existing = await deps.layers.findByCodeSha256(name, zip.sha256Base64);
-    if (existing) {
+    // Same bytes published for another runtime or architecture cannot be attached: publish ours.
+    const details = existing ? await deps.layers.describe(existing.arn) : undefined;
+    if (existing && details && isCompatible(details, target)) {
       return { ...existing, sha256Hex: zip.sha256Hex, unzippedSize: zip.unzippedSize, reused: true };
     }
     const published = await deps.layers.publish({

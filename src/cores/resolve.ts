@@ -85,7 +85,7 @@ export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Prom
         timeout: fn.timeout,
         environment: fn.environment,
         alias: fn.alias,
-        code: { ...ref, sha256Base64: zipped.sha256Base64 },
+        code: { ...ref, sha256Base64: zipped.sha256Base64, unzippedSize: zipped.unzippedSize },
       });
     }
     return {

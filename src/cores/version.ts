@@ -7,15 +7,23 @@ import type {
   PublishedVersions,
   ResolvedBake,
 } from '../ports.ts';
+import { checkLimits, extraLayers, functionFacts } from './limits.ts';
 
-/** PublishVersion: one immutable function version per function, on the pinned layer. */
+/**
+ * PublishVersion: one immutable function version per function, on the pinned layer and
+ * the extra layers its spec lists. The layer count is checked again before the first
+ * version is published (PublishLayer checked every limit against the same bake).
+ */
 export async function publishVersions(
   input: { bake: ResolvedBake; layer: PublishedLayer },
   deps: { artefacts: ArtefactStore; functions: FunctionRegistry },
 ): Promise<PublishedVersions> {
   const { bake, layer } = input;
+  const runtime = { label: layer.arn, unzippedSize: null, compatibleRuntimes: [], architectures: [] };
+  checkLimits(functionFacts(bake, runtime), { runtime: bake.recipe.runtime, architecture: bake.recipe.architecture });
   const published: PublishedFunctionVersion[] = [];
   for (const fn of bake.functions) {
+    const layers = [layer.arn, ...extraLayers(bake, fn.name).arns];
     const codeFile = await deps.artefacts.fetchFile(fn.code);
     const version = await deps.functions.publishVersion({
       name: fn.name,
@@ -28,7 +36,7 @@ export async function publishVersions(
       memorySize: fn.memorySize,
       timeout: fn.timeout,
       environment: fn.environment,
-      layers: [layer.arn],
+      layers,
     });
     if (version.codeSha256 !== fn.code.sha256Base64) {
       throw new PublishVersionError(
@@ -37,6 +45,11 @@ export async function publishVersions(
     }
     if (!version.layers.includes(layer.arn)) {
       throw new PublishVersionError(`${fn.name} version ${version.version} is not on layer ${layer.arn}`);
+    }
+    if (version.layers.join(' ') !== layers.join(' ')) {
+      throw new PublishVersionError(
+        `${fn.name} version ${version.version} has layers ${version.layers.join(', ')}, expected ${layers.join(', ')}`,
+      );
     }
     published.push({ name: fn.name, version: version.version, codeSha256: version.codeSha256, alias: fn.alias });
   }

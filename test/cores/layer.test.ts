@@ -108,13 +108,13 @@ describe('publishLayer', () => {
     expect(error.message).toContain(`built zip is ${(await zipTree(tree, path.join(dir, 'x.zip'))).sha256Base64}`);
   });
 
-  it('fails with LayerPackagingError over 250 MB unzipped with the largest function code, before publishing', async () => {
+  it('fails with LayerPackagingError over 250 MB unzipped with a function code, before publishing', async () => {
     // Prepare
     const layers = new MemoryLayerRegistry();
     const bake = resolvedBake();
-    const small = resolvedFunction('small', { code: { uri: 'mem://s', sha256Hex: '', size: 10, sha256Base64: '' } });
+    const small = resolvedFunction('small', { code: { uri: 'mem://s', sha256Hex: '', size: 10, sha256Base64: '', unzippedSize: 10 } });
     const large = resolvedFunction('large', {
-      code: { uri: 'mem://l', sha256Hex: '', size: MAX_UNZIPPED_BYTES - treeBytes + 1, sha256Base64: '' },
+      code: { uri: 'mem://l', sha256Hex: '', size: 10, sha256Base64: '', unzippedSize: MAX_UNZIPPED_BYTES - treeBytes + 1 },
     });
     bake.functions = [small, large];
 
@@ -123,8 +123,10 @@ describe('publishLayer', () => {
 
     // Assess
     expect(error).toBeInstanceOf(LayerPackagingError);
-    expect(error.message).toContain(`layer (${treeBytes} bytes unzipped)`);
-    expect(error.message).toContain('250 MB');
+    expect(error.message).toContain('large is 262,144,001 bytes (250.0 MiB) unzipped with its layers');
+    expect(error.message).toContain(`hello-node22 (the runtime layer) ${treeBytes} bytes`);
+    expect(error.message).toContain('262,144,000 bytes (250 MiB)');
+    expect(error.message).not.toContain('small is');
     expect(layers.published).toEqual([]);
   });
 
@@ -133,7 +135,9 @@ describe('publishLayer', () => {
     const layers = new MemoryLayerRegistry();
     const bake = resolvedBake();
     bake.functions = [
-      resolvedFunction('fits', { code: { uri: 'mem://f', sha256Hex: '', size: MAX_UNZIPPED_BYTES - treeBytes, sha256Base64: '' } }),
+      resolvedFunction('fits', {
+        code: { uri: 'mem://f', sha256Hex: '', size: 10, sha256Base64: '', unzippedSize: MAX_UNZIPPED_BYTES - treeBytes },
+      }),
     ];
 
     // Act

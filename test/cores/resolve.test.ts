@@ -104,6 +104,7 @@ describe('resolveBake', () => {
           sha256Hex: expectedZip.sha256Hex,
           size: expectedZip.size,
           sha256Base64: expectedZip.sha256Base64,
+          unzippedSize: expectedZip.unzippedSize,
         },
       },
     ]);

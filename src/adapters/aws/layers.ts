@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   type Architecture,
+  DeleteLayerVersionCommand,
   GetLayerVersionByArnCommand,
   GetLayerVersionCommand,
   type GetLayerVersionResponse,
@@ -13,9 +14,10 @@ import {
 } from '@aws-sdk/client-lambda';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BakeryError } from '../../errors.ts';
-import type { LayerPublishInput, LayerRegistry, LayerVersionInfo } from '../../ports.ts';
+import type { LayerPublishInput, LayerRegistry, LayerVersionDetails, LayerVersionInfo } from '../../ports.ts';
 import { lambdaClient, s3Client } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
+import { downloadUrl, type Fetch } from './download.ts';
 import { callAws, hasName } from './errors.ts';
 import { s3Uri } from './s3.ts';
 
@@ -29,6 +31,11 @@ export const DIRECT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024;
 export const REUSE_SEARCH_LIMIT = 50;
 
 const LAYER_VERSION_ARN = /^arn:aws[\w-]*:lambda:[\w-]+:\d{12}:layer:([A-Za-z0-9_-]+):(\d+)$/;
+
+function parseArn(arn: string): { name: string; version: number } | undefined {
+  const match = LAYER_VERSION_ARN.exec(arn);
+  return match ? { name: match[1] as string, version: Number(match[2]) } : undefined;
+}
 
 function infoOf(name: string, out: GetLayerVersionResponse, what: string): LayerVersionInfo {
   const { LayerVersionArn, Version, Content } = out;
@@ -44,12 +51,14 @@ export class LambdaLayerRegistry implements LayerRegistry {
   private readonly s3: S3Client;
   private readonly bucket: Setting;
   private readonly searchLimit: number;
+  private readonly fetch: Fetch;
 
-  constructor(options: { bucket: Setting; lambda?: LambdaClient; s3?: S3Client; searchLimit?: number }) {
+  constructor(options: { bucket: Setting; lambda?: LambdaClient; s3?: S3Client; searchLimit?: number; fetch?: Fetch }) {
     this.lambda = options.lambda ?? lambdaClient;
     this.s3 = options.s3 ?? s3Client;
     this.bucket = options.bucket;
     this.searchLimit = options.searchLimit ?? REUSE_SEARCH_LIMIT;
+    this.fetch = options.fetch ?? ((url) => fetch(url));
   }
 
   /**
@@ -130,14 +139,72 @@ export class LambdaLayerRegistry implements LayerRegistry {
   }
 
   async get(arn: string): Promise<LayerVersionInfo | undefined> {
-    const name = LAYER_VERSION_ARN.exec(arn)?.[1];
+    const details = await this.describe(arn);
+    if (!details) return undefined;
+    const { compatibleRuntimes: _runtimes, architectures: _architectures, ...info } = details;
+    return info;
+  }
+
+  async describe(arn: string): Promise<LayerVersionDetails | undefined> {
+    const name = parseArn(arn)?.name;
     if (!name) return undefined;
     try {
       const out = await callAws(`GetLayerVersionByArn ${arn}`, () => this.lambda.send(new GetLayerVersionByArnCommand({ Arn: arn })));
-      return infoOf(name, out, `GetLayerVersionByArn ${arn}`);
+      return {
+        ...infoOf(name, out, `GetLayerVersionByArn ${arn}`),
+        compatibleRuntimes: out.CompatibleRuntimes ?? [],
+        architectures: out.CompatibleArchitectures ?? [],
+      };
     } catch (error) {
-      if (hasName(error, 'ResourceNotFoundException')) return undefined;
+      // Another account's layer this account may not use is, to bakery, one that is not there.
+      if (hasName(error, 'ResourceNotFoundException', 'AccessDeniedException')) return undefined;
       throw error;
     }
+  }
+
+  /** GetLayerVersion gives a presigned `Content.Location` (valid for minutes): the bytes Lambda stores. */
+  async download(arn: string, file: string): Promise<boolean> {
+    const parsed = parseArn(arn);
+    if (!parsed) return false;
+    const what = `GetLayerVersion ${parsed.name}:${parsed.version}`;
+    const out = await callAws(what, () =>
+      this.lambda.send(new GetLayerVersionCommand({ LayerName: parsed.name, VersionNumber: parsed.version })),
+    ).catch((error: unknown) => {
+      if (hasName(error, 'ResourceNotFoundException')) return undefined;
+      throw error;
+    });
+    if (!out) return false;
+    const location = out.Content?.Location;
+    if (!location) throw new BakeryError(`${what} returned no Content.Location`);
+    await downloadUrl(this.fetch, location, file, `the content of ${arn}`);
+    return true;
+  }
+
+  async listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>> {
+    const out: Array<{ name: string; arn: string; version: number }> = [];
+    let marker: string | undefined;
+    do {
+      const page = await callAws(`ListLayerVersions ${name}`, () =>
+        this.lambda.send(new ListLayerVersionsCommand({ LayerName: name, MaxItems: 50, ...(marker ? { Marker: marker } : {}) })),
+      ).catch((error: unknown) => {
+        if (hasName(error, 'ResourceNotFoundException')) return { LayerVersions: [], NextMarker: undefined };
+        throw error;
+      });
+      for (const listed of page.LayerVersions ?? []) {
+        if (listed.Version !== undefined && listed.LayerVersionArn)
+          out.push({ name, arn: listed.LayerVersionArn, version: listed.Version });
+      }
+      marker = page.NextMarker;
+    } while (marker);
+    return out;
+  }
+
+  async deleteVersion(arn: string): Promise<void> {
+    const parsed = parseArn(arn);
+    if (!parsed) throw new BakeryError(`not a layer version ARN: ${arn}`);
+    // Lambda answers a version that is gone already with success, as the port wants.
+    await callAws(`DeleteLayerVersion ${parsed.name}:${parsed.version}`, () =>
+      this.lambda.send(new DeleteLayerVersionCommand({ LayerName: parsed.name, VersionNumber: parsed.version })),
+    );
   }
 }

@@ -1,0 +1,92 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_KEEP, prune } from '../cores/prune.ts';
+import { verifyBake } from '../cores/verify.ts';
+import type { Deps } from '../tasks.ts';
+
+/** What the integrity commands need from the program that hosts them. */
+export interface IntegrityContext {
+  line: (text?: string) => void;
+  err: (text: string) => void;
+  /** The ports of the backend chosen with `--backend`. */
+  backendDeps: () => Promise<Deps>;
+  /** End the command with exit code 1 (a mismatch, a failed deletion). */
+  fail: () => never;
+}
+
+function parseKeep(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number of manifests (0 or more)');
+  return Number(value);
+}
+
+/** `bakery verify` and `bakery prune`: on either backend, through the cores of the same names. */
+export function addIntegrityCommands(program: Command, ctx: IntegrityContext): void {
+  const { line } = ctx;
+
+  program
+    .command('verify')
+    .description("fetch again what a bake pinned (layer bytes, each version's code and configuration) and compare it with its manifest")
+    .argument('<bakeId>', 'the bake to verify')
+    .option('--json', 'print JSON: {bakeId, status, recordedAt, checks: [{subject, property, expected, actual, ok}], mismatches: [...]}')
+    .action(async (bakeId: string, opts: { json?: boolean }) => {
+      const result = await verifyBake(bakeId, await ctx.backendDeps());
+      if (opts.json) line(JSON.stringify(result, null, 2));
+      else {
+        line(`bake ${result.bakeId} (${result.status}, recorded ${result.recordedAt}): what it pinned, against its manifest`);
+        for (const c of result.checks) {
+          line(
+            c.ok
+              ? `  ✓ ${c.subject}  ${c.property} ${c.expected}`
+              : `  ✗ ${c.subject}  ${c.property}: manifest ${c.expected}, now ${c.actual ?? '(cannot be read)'}`,
+          );
+        }
+        if (result.checks.length === 0) line('  the bake published nothing to check');
+      }
+      if (result.mismatches.length > 0) {
+        ctx.err(`bake ${result.bakeId}: ${result.mismatches.length} mismatch(es) with its manifest:\n`);
+        for (const c of result.mismatches) {
+          ctx.err(`  - ${c.subject}: ${c.property} is ${c.actual ?? '(cannot be read)'}, the manifest says ${c.expected}\n`);
+        }
+        ctx.fail();
+      }
+      if (!opts.json) line('identical: everything the bake pinned is as its manifest recorded');
+    });
+
+  program
+    .command('prune')
+    .description('list (and with --apply delete) the layer and function versions no alias and none of the newest manifests uses')
+    .addOption(
+      program.createOption('--keep <n>', 'keep every version the newest <n> manifests pin').argParser(parseKeep).default(DEFAULT_KEEP),
+    )
+    .option('--apply', 'delete them (without it, only list them)')
+    .option('--json', 'print JSON: {keep, applied, keptManifests, items: [{kind, name, version, arn, keptBecause, result, error}]}')
+    .action(async (opts: { keep: number; apply?: boolean; json?: boolean }) => {
+      const result = await prune({ keep: opts.keep, apply: opts.apply ?? false }, await ctx.backendDeps());
+      const failed = result.items.filter((i) => i.result === 'failed');
+      if (opts.json) line(JSON.stringify(result, null, 2));
+      else {
+        line(
+          `prune (${result.applied ? 'applied' : 'dry run; --apply deletes'}): keeping what an alias points at and what the newest ${result.keep} manifest(s) pin` +
+            (result.keptManifests.length ? ` (${result.keptManifests.join(', ')})` : ''),
+        );
+        let heading = '';
+        for (const item of result.items) {
+          const group = `${item.kind} ${item.name}`;
+          if (group !== heading) line(group);
+          heading = group;
+          const what = `  version ${item.version}${item.arn ? ` (${item.arn})` : ''}`;
+          if (item.result === 'kept') line(`${what}  kept: ${item.keptBecause.join('; ')}`);
+          else if (item.result === 'failed') line(`${what}  NOT deleted: ${item.error ?? 'unknown error'}`);
+          else line(`${what}  ${item.result}`);
+        }
+        if (result.items.length === 0) line('the ledger names no function or layer that has versions; nothing to prune');
+        const gone = result.items.filter((i) => i.result === 'deleted' || i.result === 'would delete').length;
+        if (result.applied) line(`${gone} version(s) deleted`);
+        else line(gone ? `${gone} version(s) would be deleted; run again with --apply to delete them` : 'nothing to delete');
+      }
+      if (failed.length > 0) {
+        ctx.err(`${failed.length} version(s) could not be deleted:\n`);
+        for (const f of failed) ctx.err(`  - ${f.kind} ${f.name} version ${f.version}: ${f.error ?? 'unknown error'}\n`);
+        ctx.fail();
+      }
+    });
+}

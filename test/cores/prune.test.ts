@@ -1,0 +1,278 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type PruneItem, prune } from '../../src/cores/prune.ts';
+import { verifyBake } from '../../src/cores/verify.ts';
+import { AliasConflictError, BakeryError } from '../../src/errors.ts';
+import { MemoryArtefactStore, MemoryFunctionRegistry, MemoryLayerRegistry, MemoryLedger } from '../helpers/memory.ts';
+import { type LocalBackend, localBackend, recordBake } from '../helpers/pins.ts';
+import { rejection } from '../helpers/rejection.ts';
+
+const LAYER = 'hello-node22';
+const summary = (items: PruneItem[]) => items.map((i) => `${i.kind} ${i.name}:${i.version} ${i.result}`);
+
+describe('prune on the local backend', () => {
+  let backend: LocalBackend;
+
+  beforeEach(async () => {
+    backend = await localBackend();
+  });
+
+  afterEach(async () => {
+    await backend.cleanup();
+  });
+
+  /** Four released bakes, each with its own runtime and code: versions 1 to 4 of hello and of the layer. */
+  async function fourBakes() {
+    const bakes = [];
+    for (const n of [1, 2, 3, 4]) bakes.push(await recordBake(backend, { bakeId: `bake-${n}`, runtime: `r${n}`, code: `c${n}` }));
+    return bakes;
+  }
+
+  it('lists, in a dry run, what no alias and none of the newest manifests uses, and deletes nothing', async () => {
+    // Prepare
+    await fourBakes();
+
+    // Act
+    const result = await prune({ keep: 2, apply: false }, backend.deps);
+
+    // Assess
+    expect(result.keptManifests).toEqual(['bake-3', 'bake-4']);
+    expect(summary(result.items)).toEqual([
+      'function hello:1 would delete',
+      'function hello:2 would delete',
+      'function hello:3 kept',
+      'function hello:4 kept',
+      `layer ${LAYER}:1 would delete`,
+      `layer ${LAYER}:2 would delete`,
+      `layer ${LAYER}:3 kept`,
+      `layer ${LAYER}:4 kept`,
+    ]);
+    expect(result.items.find((i) => i.kind === 'function' && i.version === 4)?.keptBecause).toEqual(['alias live', 'pinned by bake-4']);
+    expect(result.items.find((i) => i.kind === 'layer' && i.version === 3)?.keptBecause).toEqual(['used by hello:3', 'pinned by bake-3']);
+    expect((await backend.deps.functions.listVersions('hello')).map((v) => v.version)).toEqual(['1', '2', '3', '4']);
+    expect((await backend.deps.layers.listVersions(LAYER)).map((v) => v.version)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('with apply deletes exactly those, and what stays still verifies', async () => {
+    // Prepare
+    await fourBakes();
+
+    // Act
+    const result = await prune({ keep: 2, apply: true }, backend.deps);
+
+    // Assess
+    expect(summary(result.items).filter((s) => !s.endsWith('kept'))).toEqual([
+      'function hello:1 deleted',
+      'function hello:2 deleted',
+      `layer ${LAYER}:1 deleted`,
+      `layer ${LAYER}:2 deleted`,
+    ]);
+    expect((await backend.deps.functions.listVersions('hello')).map((v) => v.version)).toEqual(['3', '4']);
+    expect((await backend.deps.layers.listVersions(LAYER)).map((v) => v.version)).toEqual([3, 4]);
+    expect((await verifyBake('bake-3', backend.deps)).mismatches).toEqual([]);
+    expect((await verifyBake('bake-4', backend.deps)).mismatches).toEqual([]);
+    expect((await verifyBake('bake-1', backend.deps)).mismatches.map((m) => m.property)).toEqual(['exists', 'exists']);
+    // A second run finds nothing more to delete.
+    expect(summary((await prune({ keep: 2, apply: true }, backend.deps)).items).filter((s) => !s.endsWith('kept'))).toEqual([]);
+  });
+
+  it('keeps an old version an alias points at, and the layer it uses', async () => {
+    // Prepare
+    await fourBakes();
+    await backend.deps.functions.setAlias('hello', 'stable', '1', null);
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, backend.deps);
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 kept',
+      'function hello:2 deleted',
+      'function hello:3 deleted',
+      'function hello:4 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 deleted`,
+      `layer ${LAYER}:3 deleted`,
+      `layer ${LAYER}:4 kept`,
+    ]);
+    expect(result.items[0]?.keptBecause).toEqual(['alias stable']);
+    expect(result.items[4]?.keptBecause).toEqual(['used by hello:1']);
+  });
+
+  it('counts a failed bake among the newest manifests, and keeps what it published', async () => {
+    // Prepare
+    await recordBake(backend, { bakeId: 'bake-1', runtime: 'r1', code: 'c1' });
+    await recordBake(backend, { bakeId: 'bake-2', runtime: 'r2', code: 'c2', fail: true });
+    await recordBake(backend, { bakeId: 'bake-3', runtime: 'r3', code: 'c3' });
+
+    // Act
+    const result = await prune({ keep: 2, apply: false }, backend.deps);
+
+    // Assess
+    expect(result.keptManifests).toEqual(['bake-2', 'bake-3']);
+    expect(summary(result.items)).toEqual([
+      'function hello:1 would delete',
+      'function hello:2 kept',
+      'function hello:3 kept',
+      `layer ${LAYER}:1 would delete`,
+      `layer ${LAYER}:2 kept`,
+      `layer ${LAYER}:3 kept`,
+    ]);
+    expect(result.items[1]?.keptBecause).toEqual(['pinned by bake-2']);
+  });
+
+  it('keeps versions newer than every recorded bake: a bake may be publishing them now', async () => {
+    // Prepare
+    await recordBake(backend, { bakeId: 'bake-1', runtime: 'r1', code: 'c1' });
+    await recordBake(backend, { bakeId: 'bake-2', runtime: 'r2', code: 'c2' });
+    // Published and then stopped before anything was recorded (waiting for approval, say).
+    const ledger = backend.deps.ledger;
+    backend.deps.ledger = { append: async () => {}, list: () => ledger.list() };
+    await recordBake(backend, { bakeId: 'bake-3', runtime: 'r3', code: 'c3', fail: true });
+    backend.deps.ledger = ledger;
+
+    // Act
+    const result = await prune({ keep: 0, apply: true }, backend.deps);
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 deleted',
+      'function hello:2 kept',
+      'function hello:3 kept',
+      `layer ${LAYER}:1 deleted`,
+      `layer ${LAYER}:2 kept`,
+      `layer ${LAYER}:3 kept`,
+    ]);
+    expect(result.items[2]?.keptBecause).toEqual(['newer than every recorded bake (one may be in progress)']);
+    expect(result.items[5]?.keptBecause).toEqual(['used by hello:3', 'newer than every recorded bake (one may be in progress)']);
+  });
+
+  it('never reuses the number of a deleted version', async () => {
+    // Prepare
+    await fourBakes();
+    await prune({ keep: 1, apply: true }, backend.deps);
+    await backend.deps.functions.deleteAlias('hello', 'live', (await backend.deps.functions.getAlias('hello', 'live'))?.revisionId ?? '');
+    await backend.deps.functions.deleteVersion('hello', '4');
+    await backend.deps.layers.deleteVersion(`arn:aws:lambda:local:000000000000:layer:${LAYER}:4`);
+
+    // Act
+    const next = await recordBake(backend, { bakeId: 'bake-5', runtime: 'r5', code: 'c5' });
+
+    // Assess
+    expect(next.layer.version).toBe(5);
+    expect(next.versions.functions[0]?.version).toBe('5');
+  });
+});
+
+describe('prune with fakes', () => {
+  function world() {
+    return {
+      ledger: new MemoryLedger(),
+      artefacts: new MemoryArtefactStore(),
+      layers: new MemoryLayerRegistry(),
+      functions: new MemoryFunctionRegistry(),
+    };
+  }
+
+  const arn = (v: number) => `arn:aws:lambda:test:000000000000:layer:${LAYER}:${v}`;
+
+  /** hello versions 1 and 2 on layer versions 1 and 2, $LATEST on layer 1; one manifest pinning 2; live on 2. */
+  async function arranged() {
+    const w = world();
+    for (const v of [1, 2]) {
+      w.layers.seed(
+        { name: LAYER, arn: arn(v), version: v, codeSha256: `l${v}`, size: 1 },
+        { compatibleRuntimes: [], architectures: [], bytes: Buffer.from('') },
+      );
+      w.functions.versions.push({
+        name: 'hello',
+        version: String(v),
+        codeSha256: `c${v}`,
+        handler: 'index.handler',
+        runtime: 'provided.al2023',
+        layers: [arn(v)],
+        environment: {},
+      });
+    }
+    w.functions.versions.push({
+      name: 'hello',
+      version: '$LATEST',
+      codeSha256: 'c0',
+      handler: 'index.handler',
+      runtime: 'provided.al2023',
+      layers: [arn(1)],
+      environment: {},
+    });
+    w.functions.seedAlias('hello', 'live', '2');
+    const manifest = await w.artefacts.putJson('manifests/bake-2.json', {
+      bakeId: 'bake-2',
+      layer: { name: LAYER, arn: arn(2) },
+      functions: [{ name: 'hello', version: '2', codeSha256: 'c2', alias: 'live' }],
+    });
+    await w.ledger.append({
+      type: 'failed',
+      bakeId: 'bake-2',
+      at: '2026-11-22T08:00:00.000Z',
+      state: 'Release',
+      error: 'X',
+      cause: 'y',
+      manifest,
+    });
+    return w;
+  }
+
+  it('never lists or deletes $LATEST, and keeps the layer $LATEST uses', async () => {
+    // Prepare
+    const w = await arranged();
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, w);
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 deleted',
+      'function hello:2 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 kept`,
+    ]);
+    expect(result.items[2]?.keptBecause).toEqual(['used by hello:$LATEST']);
+    expect(w.functions.deletedVersions).toEqual([{ name: 'hello', version: '1' }]);
+    expect(w.layers.deleted).toEqual([]);
+  });
+
+  it('keeps a layer whose function version could not be deleted, and reports the failure', async () => {
+    // Prepare
+    const w = await arranged();
+    w.functions.versions.pop();
+    w.functions.deleteVersion = async (name, version) => {
+      throw new AliasConflictError(`${name}:${version} is in use by alias canary; it was not deleted`);
+    };
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, w);
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 failed',
+      'function hello:2 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 kept`,
+    ]);
+    expect(result.items[0]?.error).toBe('hello:1 is in use by alias canary; it was not deleted');
+    expect(result.items[2]?.keptBecause).toEqual(['used by hello:1']);
+    expect(w.layers.deleted).toEqual([]);
+  });
+
+  it('refuses to guess when a manifest among the newest cannot be read', async () => {
+    // Prepare
+    const w = await arranged();
+    w.artefacts.json.delete('manifests/bake-2.json');
+
+    // Act
+    const error = await rejection(prune({ keep: 1, apply: true }, w));
+
+    // Assess
+    expect(error).toBeInstanceOf(BakeryError);
+    expect(error.message).toContain('the manifest of bake bake-2, one of the newest 1, cannot be read; nothing was deleted');
+    expect(w.functions.deletedVersions).toEqual([]);
+  });
+});
