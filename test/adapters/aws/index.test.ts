@@ -25,6 +25,7 @@ describe('buildAwsDeps', () => {
     expect(deps.artefacts).toBeInstanceOf(S3ArtefactStore);
     expect(Object.keys(deps).sort()).toEqual(
       [
+        'alarms',
         'approvals',
         'artefacts',
         'callbacks',
