@@ -169,9 +169,35 @@ export interface AliasMove {
   changed: boolean;
 }
 
-/** Output of Release (`$.release`). */
+/** One traffic step of a gradual release: `weight` percent on the new version for `seconds`. */
+export interface TrafficStep {
+  weight: number;
+  seconds: number;
+}
+
+/**
+ * A gradual release under way: each alias stays on its previous version (`from`) and
+ * sends `steps[step].weight` percent to the new one (`to`) through its routing weights,
+ * until the last step's wait is over and the alias moves to `to` outright (`done`).
+ */
+export interface GradualRelease {
+  /** Index in `steps` of the weight that is live now. */
+  step: number;
+  steps: TrafficStep[];
+  /** CloudWatch alarms checked before every further step; one in ALARM moves everything back. */
+  alarms: string[];
+  /** How long the state machine waits before the next check (its Wait state's SecondsPath); 0 when done. */
+  waitSeconds: number;
+  done: boolean;
+  /** The aliases being shifted, with the revision of bakery's last move: the next move's compare-and-swap. */
+  functions: Array<{ name: string; alias: string; from: string; to: string; revisionId: string }>;
+}
+
+/** Output of Release (`$.release`), and of each ShiftTraffic step. */
 export interface ReleaseResult {
   functions: AliasMove[];
+  /** Null when everything moved at once (no `release.steps` in the spec, or nothing to shift from). */
+  gradual: GradualRelease | null;
 }
 
 // ---------------------------------------------------------------- ports
@@ -270,8 +296,11 @@ export interface FunctionVersionInfo {
 export interface AliasInfo {
   name: string;
   alias: string;
+  /** The primary version. */
   version: string;
   revisionId: string;
+  /** Routing weights (Lambda's AdditionalVersionWeights): other version → share of traffic in (0, 1). Empty: all on `version`. */
+  weights: Record<string, number>;
 }
 
 export interface FunctionRegistry {
@@ -283,7 +312,14 @@ export interface FunctionRegistry {
    * Point `alias` at `version`. `expectedRevisionId` is the revision read before
    * (null: the alias must not exist yet); a concurrent change fails with AliasConflictError.
    */
-  setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo>;
+  setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    /** Routing weights to set (a gradual release); omitted or empty: all traffic on `version`. */
+    weights?: Record<string, number>,
+  ): Promise<AliasInfo>;
   /** Remove an alias a release created, only if it is still at `expectedRevisionId` (AliasConflictError otherwise). */
   deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void>;
 }
@@ -342,11 +378,45 @@ export interface ApprovalStore {
   decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord>;
 }
 
+export type AlarmState = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
+
+/** The state of named alarms (CloudWatch in AWS, a file in the state directory locally). */
+export interface AlarmMonitor {
+  /** Every name asked for, with its state; `null` when no such alarm exists. */
+  states(names: string[]): Promise<Array<{ name: string; state: AlarmState | null }>>;
+}
+
+export interface DriftDifference {
+  /** What differs: `alias`, `alias.version`, `alias.weights`, `version`, `layers`, `runtime`, `handler`, `environment.names`, `codeSha256`. */
+  field: string;
+  expected: Json;
+  live: Json;
+}
+
+export interface FunctionDrift {
+  name: string;
+  alias: string;
+  /** The bake whose manifest says what should be live (the last release or rollback). */
+  bakeId: string | null;
+  expectedVersion: string;
+  liveVersion: string | null;
+  differences: DriftDifference[];
+}
+
+/** What `bakery drift` and the scheduled drift check find. */
+export interface DriftReport {
+  checkedAt: string;
+  drifted: boolean;
+  functions: FunctionDrift[];
+}
+
 /** Tells people what is happening (Slack in AWS, the terminal locally). */
 export interface Notifier {
   approvalRequested(record: ApprovalRecord): Promise<void>;
   approvalDecided(record: ApprovalRecord): Promise<void>;
   bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void>;
+  /** What is live differs from the release manifests (the scheduled drift check). */
+  driftFound(report: DriftReport): Promise<void>;
 }
 
 export type LedgerEntry =
@@ -367,9 +437,25 @@ export type LedgerEntry =
       error: string;
       cause: string;
       manifest: ArtefactRef | null;
+      /** The functions of the bake's spec, when it was resolved (absent in entries written before it was recorded). */
+      functions?: string[];
+    }
+  | {
+      /** `bakery rollback`: an alias moved back to a version an earlier bake released. */
+      type: 'rolledBack';
+      /** The bake that released the version the alias is back on. */
+      bakeId: string | null;
+      at: string;
+      by: string;
+      name: string;
+      alias: string;
+      from: string;
+      to: string;
+      /** Routing weights the alias had before (a gradual release cut short); empty when none. */
+      fromWeights: Record<string, number>;
     };
 
-/** Append-only record of every release and failure. */
+/** Append-only record of every release, failure and rollback. */
 export interface Ledger {
   append(entry: LedgerEntry): Promise<void>;
   list(): Promise<LedgerEntry[]>;

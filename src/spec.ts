@@ -50,6 +50,36 @@ export const FunctionSpecSchema = z
   })
   .strict();
 
+/**
+ * A gradual release: after approval each alias keeps its previous version and sends
+ * `weight` percent of the traffic to the new one, step by step, waiting `minutes` at each
+ * step; before every further step the `alarms` are checked, and one in ALARM moves every
+ * alias back. After the last step's wait, all traffic goes to the new version.
+ */
+export const ReleaseSpecSchema = z
+  .object({
+    steps: z
+      .array(
+        z
+          .object({
+            /** Percent of the traffic on the new version during this step (Lambda takes 0 < weight < 100). */
+            weight: z.number().gt(0).lt(100),
+            /** How long to stay at this weight before the alarms are checked again. */
+            minutes: z
+              .number()
+              .min(0)
+              .max(7 * 24 * 60),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(10)
+      .refine((steps) => steps.every((s, i) => i === 0 || s.weight > (steps[i - 1]?.weight ?? 0)), 'weights must increase step by step'),
+    /** CloudWatch alarm names (metric or composite); locally, names set with `bakery alarm set`. */
+    alarms: z.array(z.string().min(1).max(255)).max(100).default([]),
+  })
+  .strict();
+
 export const BakeSpecSchema = z
   .object({
     version: z.literal(1),
@@ -85,12 +115,15 @@ export const BakeSpecSchema = z
       })
       .strict()
       .default({ approvers: [], timeoutSeconds: 24 * 3600 }),
+    /** Optional gradual release of every function of the bake; without it, aliases move all at once. */
+    release: ReleaseSpecSchema.optional(),
   })
   .strict();
 
 export type BakeSpec = z.output<typeof BakeSpecSchema>;
 export type FunctionSpec = z.output<typeof FunctionSpecSchema>;
 export type ValidationCase = z.output<typeof ValidationCaseSchema>;
+export type ReleaseSpec = z.output<typeof ReleaseSpecSchema>;
 
 /** Parse a spec already in memory; `where` names its origin in error messages. */
 export function parseSpec(raw: unknown, where: string): BakeSpec {

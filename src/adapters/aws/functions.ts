@@ -55,7 +55,7 @@ function versionInfo(name: string, c: FunctionConfiguration, what: string): Func
 
 function aliasInfo(name: string, alias: string, a: AliasConfiguration, what: string): AliasInfo {
   if (!a.FunctionVersion || !a.RevisionId) throw new BakeryError(`${what} returned an incomplete alias ${name}:${alias}`);
-  return { name, alias, version: a.FunctionVersion, revisionId: a.RevisionId };
+  return { name, alias, version: a.FunctionVersion, revisionId: a.RevisionId, weights: { ...a.RoutingConfig?.AdditionalVersionWeights } };
 }
 
 /**
@@ -236,11 +236,18 @@ export class LambdaFunctionRegistry implements FunctionRegistry {
     }
   }
 
-  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
+  async setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    weights: Record<string, number> = {},
+  ): Promise<AliasInfo> {
+    const routing = Object.keys(weights).length ? { RoutingConfig: { AdditionalVersionWeights: weights } } : {};
     if (expectedRevisionId === null) {
       try {
         const a = await callAws(`CreateAlias ${name}:${alias}`, () =>
-          this.lambda.send(new CreateAliasCommand({ FunctionName: name, Name: alias, FunctionVersion: version })),
+          this.lambda.send(new CreateAliasCommand({ FunctionName: name, Name: alias, FunctionVersion: version, ...routing })),
         );
         return aliasInfo(name, alias, a, `CreateAlias ${name}:${alias}`);
       } catch (error) {
@@ -262,8 +269,9 @@ export class LambdaFunctionRegistry implements FunctionRegistry {
             FunctionVersion: version,
             // Compare-and-swap: Lambda refuses if the alias changed since we read it.
             RevisionId: expectedRevisionId,
-            // A release sends all traffic to the new version: clear any weighted routing.
-            RoutingConfig: { AdditionalVersionWeights: {} },
+            // The weights of a gradual release step; otherwise all traffic on `version`
+            // (an empty map clears the weights an earlier step set).
+            RoutingConfig: { AdditionalVersionWeights: weights },
           }),
         ),
       );

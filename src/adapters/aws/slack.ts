@@ -9,7 +9,7 @@ import {
   type WebClientOptions,
 } from '@slack/web-api';
 import { BakeryError, TransientBackendError } from '../../errors.ts';
-import type { ApprovalRecord, Notifier } from '../../ports.ts';
+import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
 import { resolveSetting, type Setting } from './config.ts';
 
 type Blocks = Extract<ChatPostMessageArguments, { blocks: unknown }>['blocks'];
@@ -137,6 +137,17 @@ export class SlackNotifier implements Notifier {
     const head = `:x: Bake *${esc(failure.bakeId ?? '(unresolved)')}* failed in *${esc(failure.state)}*: \`${esc(failure.error)}\``;
     const text = failure.cause ? `${head}\n\`\`\`${esc(cut(failure.cause, 2500))}\`\`\`` : head;
     await this.post(text);
+  }
+
+  async driftFound(report: DriftReport): Promise<void> {
+    const drifted = report.functions.filter((f) => f.differences.length > 0);
+    const lines = drifted.map(
+      (f) =>
+        `• *${esc(f.name)}* \`${esc(f.alias)}\` (bake ${esc(f.bakeId ?? 'unknown')}): ${f.differences
+          .map((d) => `${esc(d.field)} expected \`${esc(JSON.stringify(d.expected))}\`, live \`${esc(JSON.stringify(d.live))}\``)
+          .join('; ')}`,
+    );
+    await this.post(cut(`:warning: Drift: what is live differs from the release manifests\n${lines.join('\n')}`, 3000));
   }
 
   private async post(text: string, blocks?: Blocks): Promise<void> {

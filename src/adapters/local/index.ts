@@ -4,6 +4,7 @@ import type { BakeSource, SourceReader } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
 import type { Deps } from '../../tasks.ts';
+import { LocalAlarms } from './alarms.ts';
 import type { LocalHome } from './home.ts';
 import { LocalImageBuilder } from './image-builder.ts';
 import { LocalInvoker } from './invoker.ts';
@@ -24,6 +25,7 @@ export interface LocalDeps extends Deps {
   callbacks: LocalTaskCallbacks;
   layers: LocalLayerRegistry;
   functions: LocalFunctionRegistry;
+  alarms: LocalAlarms;
 }
 
 /** Every port on its local adapter, all state under `home`. */
@@ -58,6 +60,7 @@ export function createLocalDeps(options: {
     notifier: new TerminalNotifier(options.write ?? (() => {}), { waitingHint: options.waitingHint ?? true }),
     callbacks,
     ledger: new LocalLedger(home),
+    alarms: new LocalAlarms(home),
     clock: { now: () => new Date() },
     ids: { random: () => randomBytes(8).toString('hex') },
   };

@@ -1,4 +1,4 @@
-import type { ApprovalRecord, Notifier } from '../../ports.ts';
+import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
 export class TerminalNotifier implements Notifier {
@@ -38,5 +38,11 @@ export class TerminalNotifier implements Notifier {
 
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.write(`  bake ${failure.bakeId ?? '(unresolved)'} failed in ${failure.state}: ${failure.error}`);
+  }
+
+  async driftFound(report: DriftReport): Promise<void> {
+    for (const f of report.functions.filter((fn) => fn.differences.length > 0)) {
+      this.write(`  drift: ${f.name}:${f.alias} differs from bake ${f.bakeId ?? '(unknown)'} (${f.differences.map((d) => d.field).join(', ')})`);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { AliasConflictError, NotFoundError } from '../../errors.ts';
+import { AliasConflictError, InputError, NotFoundError } from '../../errors.ts';
 import type {
   AliasInfo,
   FunctionRegistry,
@@ -210,7 +210,9 @@ export class LocalFunctionRegistry implements FunctionRegistry {
   }
 
   async getAlias(name: string, alias: string): Promise<AliasInfo | undefined> {
-    return readJsonIfExists<AliasInfo>(this.dir(name, 'aliases', `${alias}.json`));
+    const stored = await readJsonIfExists<AliasInfo>(this.dir(name, 'aliases', `${alias}.json`));
+    // Aliases written before routing weights were stored have none.
+    return stored ? { ...stored, weights: stored.weights ?? {} } : undefined;
   }
 
   /** Run `change` on the alias file under an exclusive lock: the local compare-and-swap. */
@@ -233,8 +235,18 @@ export class LocalFunctionRegistry implements FunctionRegistry {
     }
   }
 
-  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
+  async setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    weights: Record<string, number> = {},
+  ): Promise<AliasInfo> {
     if (!(await this.getStored(name, version))) throw new NotFoundError(`${name} has no version ${version}`);
+    checkWeights(name, version, weights);
+    for (const other of Object.keys(weights)) {
+      if (!(await this.getStored(name, other))) throw new NotFoundError(`${name} has no version ${other}`);
+    }
     return this.withAliasLock(name, alias, async (file, current) => {
       if ((current?.revisionId ?? null) !== expectedRevisionId) {
         throw new AliasConflictError(
@@ -242,7 +254,7 @@ export class LocalFunctionRegistry implements FunctionRegistry {
           { hint: 'Someone else moved it; check `bakery status` and bake again.' },
         );
       }
-      const next: AliasInfo = { name, alias, version, revisionId: randomBytes(8).toString('hex') };
+      const next: AliasInfo = { name, alias, version, revisionId: randomBytes(8).toString('hex'), weights: { ...weights } };
       await writeJsonAtomic(file, next);
       return next;
     });
@@ -256,6 +268,16 @@ export class LocalFunctionRegistry implements FunctionRegistry {
       }
       await rm(file);
     });
+  }
+}
+
+/** The rules Lambda applies to AdditionalVersionWeights, so the local backend refuses what AWS would. */
+function checkWeights(name: string, version: string, weights: Record<string, number>): void {
+  const entries = Object.entries(weights);
+  if (entries.length > 1) throw new InputError(`${name}: an alias routes to at most one additional version`);
+  for (const [other, weight] of entries) {
+    if (other === version) throw new InputError(`${name}: version ${other} is the alias's primary version and cannot carry a weight`);
+    if (!(weight > 0 && weight < 1)) throw new InputError(`${name}: weight ${weight} of version ${other} is not between 0 and 1`);
   }
 }
 
