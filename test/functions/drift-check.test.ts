@@ -94,7 +94,9 @@ describe('drift-check handler', () => {
   });
 
   it('logs and rethrows a failure, so the invocation counts as failed', async () => {
-    dynamo.on(QueryCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } }));
+    dynamo
+      .on(QueryCommand)
+      .rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 400 } }));
 
     const error = await rejection(handler(event, context));
 
