@@ -61,7 +61,11 @@ export interface ResolvedFunction {
   environment: Record<string, string>;
   alias: string;
   /** The function's code, zipped reproducibly and staged as an artefact. */
-  code: ArtefactRef & { sha256Base64: string };
+  code: ArtefactRef & {
+    sha256Base64: string;
+    /** Bytes once extracted (Lambda's 250 MB limit); absent in bakes resolved before it was recorded. */
+    unzippedSize?: number;
+  };
 }
 
 /** Output of ResolveBake, kept at `$.bake` for the whole execution. */
@@ -263,10 +267,24 @@ export interface LayerPublishInput {
   architectures: string[];
 }
 
+/** A layer version and what Lambda lets it be attached to (an empty list declares no constraint). */
+export interface LayerVersionDetails extends LayerVersionInfo {
+  compatibleRuntimes: string[];
+  architectures: string[];
+}
+
 export interface LayerRegistry {
   findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined>;
   publish(input: LayerPublishInput): Promise<LayerVersionInfo>;
   get(arn: string): Promise<LayerVersionInfo | undefined>;
+  /** The version with its compatible runtimes and architectures; undefined when there is no such version. */
+  describe(arn: string): Promise<LayerVersionDetails | undefined>;
+  /** Write the version's zip to `file` (downloaded from Lambda in AWS); false when there is no such version. */
+  download(arn: string, file: string): Promise<boolean>;
+  /** Every version the layer has now; empty when there is no such layer. */
+  listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>>;
+  /** Delete one version (gone already is fine). A deleted version's number is never given out again. */
+  deleteVersion(arn: string): Promise<void>;
 }
 
 export interface FunctionVersionInput {
@@ -322,6 +340,14 @@ export interface FunctionRegistry {
   ): Promise<AliasInfo>;
   /** Remove an alias a release created, only if it is still at `expectedRevisionId` (AliasConflictError otherwise). */
   deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void>;
+  /** Every version of the function, `$LATEST` included where there is one; empty when there is no such function. */
+  listVersions(name: string): Promise<FunctionVersionInfo[]>;
+  /** Every alias of the function; empty when there is no such function. */
+  listAliases(name: string): Promise<AliasInfo[]>;
+  /** Write the code zip of a numbered version to `file`; false when there is no such version. */
+  downloadCode(name: string, version: string, file: string): Promise<boolean>;
+  /** Delete a numbered version (never `$LATEST`); AliasConflictError when an alias points at it. Gone already is fine. */
+  deleteVersion(name: string, version: string): Promise<void>;
 }
 
 export type InvokeOutcome =

@@ -26,6 +26,8 @@ export const ValidationCaseSchema = z
   .strict();
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** A layer version ARN (`…:layer:<name>:<version>`), in any partition and region (`local` for the local backend). */
+export const LAYER_VERSION_ARN = /^arn:aws[\w-]*:lambda:[\w-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$/;
 
 export const FunctionSpecSchema = z
   .object({
@@ -41,6 +43,14 @@ export const FunctionSpecSchema = z
       .string()
       .regex(/^(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}$/)
       .default('live'),
+    /**
+     * Existing layer versions the function also uses, after the baked runtime layer (a
+     * later layer's files win where paths collide). Counted in Lambda's limits.
+     */
+    layers: z
+      .array(z.string().regex(LAYER_VERSION_ARN, 'expected a layer version ARN, e.g. arn:aws:lambda:eu-west-1:123456789012:layer:name:3'))
+      .refine((arns) => new Set(arns).size === arns.length, 'a layer version may be listed once')
+      .default([]),
     validation: z
       .object({
         initTimeoutMs: z.number().int().positive().default(10_000),

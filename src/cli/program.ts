@@ -17,6 +17,7 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
+import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
@@ -255,6 +256,15 @@ Exit codes:
         line(`  bake    ${f.bakeId ?? '(not released by bakery)'}${f.releasedAt ? ` at ${f.releasedAt}` : ''}`);
       }
     });
+
+  addIntegrityCommands(program, {
+    line,
+    err: io.err,
+    backendDeps,
+    fail: () => {
+      throw new ExitError(ExitCodes.Failed);
+    },
+  });
 
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
     const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());

@@ -3,7 +3,7 @@
  * Each records the calls a test wants to assert on; none touches the network.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
 import type {
@@ -27,6 +27,7 @@ import type {
   Json,
   LayerPublishInput,
   LayerRegistry,
+  LayerVersionDetails,
   LayerVersionInfo,
   Ledger,
   LedgerEntry,
@@ -91,11 +92,47 @@ export class MemoryLayerRegistry implements LayerRegistry {
       size: bytes.length,
     };
     this.versions.push(info);
+    this.details.set(info.arn, { compatibleRuntimes: input.compatibleRuntimes, architectures: input.architectures, bytes });
     return info;
   }
 
   async get(arn: string): Promise<LayerVersionInfo | undefined> {
     return this.versions.find((v) => v.arn === arn);
+  }
+
+  /** What each version was published for and its bytes; a test may also put versions here directly. */
+  readonly details = new Map<string, { compatibleRuntimes: string[]; architectures: string[]; bytes: Buffer }>();
+  readonly deleted: string[] = [];
+
+  /** Put a version in place directly (a layer published by someone else). */
+  seed(info: LayerVersionInfo, extra: { compatibleRuntimes: string[]; architectures: string[]; bytes: Buffer }): void {
+    this.versions.push(info);
+    this.details.set(info.arn, extra);
+  }
+
+  async describe(arn: string): Promise<LayerVersionDetails | undefined> {
+    const info = await this.get(arn);
+    const details = this.details.get(arn);
+    return info
+      ? { ...info, compatibleRuntimes: details?.compatibleRuntimes ?? [], architectures: details?.architectures ?? [] }
+      : undefined;
+  }
+
+  async download(arn: string, file: string): Promise<boolean> {
+    const bytes = this.details.get(arn)?.bytes;
+    if (!(await this.get(arn)) || !bytes) return false;
+    await writeFile(file, bytes);
+    return true;
+  }
+
+  async listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>> {
+    return this.versions.filter((v) => v.name === name).map((v) => ({ name: v.name, arn: v.arn, version: v.version }));
+  }
+
+  async deleteVersion(arn: string): Promise<void> {
+    const index = this.versions.findIndex((v) => v.arn === arn);
+    if (index >= 0) this.versions.splice(index, 1);
+    this.deleted.push(arn);
   }
 }
 
@@ -172,6 +209,33 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
     if (current.revisionId !== expectedRevisionId)
       throw new AliasConflictError(`alias ${name}:${alias} changed (revision ${current.revisionId})`);
     this.aliases.delete(`${name}:${alias}`);
+  }
+
+  readonly deletedVersions: Array<{ name: string; version: string }> = [];
+
+  async listVersions(name: string): Promise<FunctionVersionInfo[]> {
+    return this.versions.filter((v) => v.name === name).map((v) => ({ ...v }));
+  }
+
+  async listAliases(name: string): Promise<AliasInfo[]> {
+    return [...this.aliases.values()].filter((a) => a.name === name).map((a) => structuredClone(a));
+  }
+
+  async downloadCode(name: string, version: string, file: string): Promise<boolean> {
+    // Versions are numbered by publish order per function (see publishVersion).
+    const input = this.published.filter((p) => p.name === name)[Number(version) - 1];
+    if (!input || !(await this.getVersion(name, version))) return false;
+    await writeFile(file, await readFile(input.codeFile));
+    return true;
+  }
+
+  async deleteVersion(name: string, version: string): Promise<void> {
+    if (!/^\d+$/.test(version)) throw new Error(`only numbered versions can be deleted, not ${version}`);
+    const aliased = [...this.aliases.values()].find((a) => a.name === name && (a.version === version || version in (a.weights ?? {})));
+    if (aliased) throw new AliasConflictError(`${name}:${version} is in use by alias ${aliased.alias}`);
+    const index = this.versions.findIndex((v) => v.name === name && v.version === version);
+    if (index >= 0) this.versions.splice(index, 1);
+    this.deletedVersions.push({ name, version });
   }
 }
 

@@ -6,6 +6,7 @@ import {
   CreateAliasCommand,
   CreateFunctionCommand,
   DeleteAliasCommand,
+  DeleteFunctionCommand,
   type FunctionCode,
   type FunctionConfiguration,
   GetAliasCommand,
@@ -13,6 +14,8 @@ import {
   GetFunctionConfigurationCommand,
   type GetFunctionResponse,
   type LambdaClient,
+  ListAliasesCommand,
+  ListVersionsByFunctionCommand,
   PublishVersionCommand,
   type Runtime,
   UpdateAliasCommand,
@@ -26,6 +29,7 @@ import { AliasConflictError, BakeryError, PublishVersionError, TransientBackendE
 import type { AliasInfo, FunctionRegistry, FunctionVersionInfo, FunctionVersionInput } from '../../ports.ts';
 import { lambdaClient, s3Client } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
+import { downloadUrl, type Fetch } from './download.ts';
 import { callAws, hasName } from './errors.ts';
 import { DIRECT_UPLOAD_MAX_BYTES } from './layers.ts';
 import { s3Uri } from './s3.ts';
@@ -69,13 +73,22 @@ export class LambdaFunctionRegistry implements FunctionRegistry {
   private readonly bucket: Setting;
   private readonly role: Setting;
   private readonly wait: WaitOptions;
+  private readonly fetch: Fetch;
 
-  constructor(options: { bucket: Setting; role: Setting; lambda?: LambdaClient; s3?: S3Client; wait?: Partial<WaitOptions> }) {
+  constructor(options: {
+    bucket: Setting;
+    role: Setting;
+    lambda?: LambdaClient;
+    s3?: S3Client;
+    wait?: Partial<WaitOptions>;
+    fetch?: Fetch;
+  }) {
     this.lambda = options.lambda ?? lambdaClient;
     this.s3 = options.s3 ?? s3Client;
     this.bucket = options.bucket;
     this.role = options.role;
     this.wait = { ...DEFAULT_WAIT, ...options.wait };
+    this.fetch = options.fetch ?? ((url) => fetch(url));
   }
 
   async publishVersion(input: FunctionVersionInput): Promise<FunctionVersionInfo> {
@@ -301,5 +314,70 @@ export class LambdaFunctionRegistry implements FunctionRegistry {
       });
     }
     await callAws(`DeleteAlias ${name}:${alias}`, () => this.lambda.send(new DeleteAliasCommand({ FunctionName: name, Name: alias })));
+  }
+
+  async listVersions(name: string): Promise<FunctionVersionInfo[]> {
+    const out: FunctionVersionInfo[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await callAws(`ListVersionsByFunction ${name}`, () =>
+        this.lambda.send(new ListVersionsByFunctionCommand({ FunctionName: name, MaxItems: 50, ...(marker ? { Marker: marker } : {}) })),
+      ).catch((error: unknown) => {
+        if (hasName(error, 'ResourceNotFoundException')) return { Versions: [], NextMarker: undefined };
+        throw error;
+      });
+      for (const c of page.Versions ?? []) out.push(versionInfo(name, c, `ListVersionsByFunction ${name}`));
+      marker = page.NextMarker;
+    } while (marker);
+    return out;
+  }
+
+  async listAliases(name: string): Promise<AliasInfo[]> {
+    const out: AliasInfo[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await callAws(`ListAliases ${name}`, () =>
+        this.lambda.send(new ListAliasesCommand({ FunctionName: name, MaxItems: 50, ...(marker ? { Marker: marker } : {}) })),
+      ).catch((error: unknown) => {
+        if (hasName(error, 'ResourceNotFoundException')) return { Aliases: [], NextMarker: undefined };
+        throw error;
+      });
+      for (const a of page.Aliases ?? []) out.push(aliasInfo(name, a.Name ?? '', a, `ListAliases ${name}`));
+      marker = page.NextMarker;
+    } while (marker);
+    return out;
+  }
+
+  /** GetFunction on the version gives a presigned `Code.Location`: the bytes Lambda runs. */
+  async downloadCode(name: string, version: string, file: string): Promise<boolean> {
+    if (!/^\d+$/.test(version)) return false;
+    const what = `GetFunction ${name}:${version}`;
+    const out = await callAws(what, () => this.lambda.send(new GetFunctionCommand({ FunctionName: name, Qualifier: version }))).catch(
+      (error: unknown) => {
+        if (hasName(error, 'ResourceNotFoundException')) return undefined;
+        throw error;
+      },
+    );
+    if (!out) return false;
+    const location = out.Code?.Location;
+    if (!location) throw new BakeryError(`${what} returned no Code.Location`);
+    await downloadUrl(this.fetch, location, file, `the code of ${name}:${version}`);
+    return true;
+  }
+
+  async deleteVersion(name: string, version: string): Promise<void> {
+    // Without a qualifier DeleteFunction deletes the whole function: never send one that is not a version number.
+    if (!/^\d+$/.test(version)) throw new BakeryError(`${name}: only numbered versions can be deleted, not ${version}`);
+    try {
+      await callAws(`DeleteFunction ${name}:${version}`, () =>
+        this.lambda.send(new DeleteFunctionCommand({ FunctionName: name, Qualifier: version })),
+      );
+    } catch (error) {
+      if (hasName(error, 'ResourceNotFoundException')) return;
+      if (hasName(error, 'ResourceConflictException')) {
+        throw new AliasConflictError(`${name}:${version} is in use by an alias; it was not deleted`, { cause: error });
+      }
+      throw error;
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AliasConflictError, InputError, NotFoundError } from '../../errors.ts';
 import type {
@@ -9,12 +9,21 @@ import type {
   FunctionVersionInput,
   LayerPublishInput,
   LayerRegistry,
+  LayerVersionDetails,
   LayerVersionInfo,
 } from '../../ports.ts';
 import { createJsonExclusive, readJsonIfExists, sha256File, writeJsonAtomic } from '../../util/fsx.ts';
 import { canonicalJson } from '../../util/json.ts';
 import type { LocalHome } from './home.ts';
 import { copyFileAtomic } from './stores.ts';
+
+/**
+ * A deleted version leaves `<version>.deleted` (its record, renamed): the rename is the
+ * one step that makes it invisible, so a crash leaves it either whole or gone, never
+ * half-deleted; its bytes are removed after. The tombstone stays so that its number is
+ * never given out again, as Lambda never reuses a version number.
+ */
+const TOMBSTONE = '.deleted';
 
 const ACCOUNT = '000000000000';
 const REGION = 'local';
@@ -36,15 +45,36 @@ async function numberedJson(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/** Version numbers of deleted versions (their tombstones). */
+async function tombstones(dir: string): Promise<number[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .map((n) => /^(\d+)\.deleted$/.exec(n)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+}
+
+/** Make version `version` in `dir` invisible in one rename; false when it was not there. */
+async function entomb(dir: string, version: number): Promise<boolean> {
+  try {
+    await rename(path.join(dir, `${version}.json`), path.join(dir, `${version}${TOMBSTONE}`));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
+
 /**
  * Claim the next version number in `dir` with an exclusive create, so two
  * concurrent publishers never get the same number (Lambda's own guarantee).
+ * Numbers of deleted versions count as taken.
  */
 async function claimNext(dir: string, record: (version: number) => unknown): Promise<number> {
   await mkdir(dir, { recursive: true });
   for (;;) {
-    const taken = await numberedJson(dir);
-    const next = (taken.at(-1) ?? 0) + 1;
+    const taken = [...(await numberedJson(dir)), ...(await tombstones(dir))];
+    const next = Math.max(0, ...taken) + 1;
     if (await createJsonExclusive(path.join(dir, `${next}.json`), record(next))) return next;
   }
 }
@@ -119,6 +149,35 @@ export class LocalLayerRegistry implements LayerRegistry {
     const stored = await readJsonIfExists<StoredLayer>(path.join(this.dir(parsed.name), `${parsed.version}.json`));
     return stored ? { ...stored, zipPath: path.join(this.dir(parsed.name), stored.zip) } : undefined;
   }
+
+  async describe(arn: string): Promise<LayerVersionDetails | undefined> {
+    const stored = await this.getStored(arn);
+    return stored ? { ...strip(stored), compatibleRuntimes: stored.compatibleRuntimes, architectures: stored.architectures } : undefined;
+  }
+
+  async download(arn: string, file: string): Promise<boolean> {
+    const stored = await this.getStored(arn);
+    if (!stored) return false;
+    await copyFileAtomic(stored.zipPath, file);
+    return true;
+  }
+
+  async listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>> {
+    return (await this.list(name)).map((l) => ({ name: l.name, arn: l.arn, version: l.version }));
+  }
+
+  async deleteVersion(arn: string): Promise<void> {
+    const parsed = parseLayerArn(arn);
+    if (!parsed) throw new NotFoundError(`not a layer version ARN: ${arn}`);
+    const dir = this.dir(parsed.name);
+    await entomb(dir, parsed.version);
+    // Each publish stores its zip under a name of its own, so a tombstone's zip is no
+    // one else's; this also removes the zips of deletions a crash cut short.
+    for (const version of await tombstones(dir)) {
+      const dead = await readJsonIfExists<StoredLayer>(path.join(dir, `${version}${TOMBSTONE}`));
+      if (dead) await rm(path.join(dir, dead.zip), { force: true });
+    }
+  }
 }
 
 function strip(stored: StoredLayer): LayerVersionInfo {
@@ -185,7 +244,9 @@ export class LocalFunctionRegistry implements FunctionRegistry {
     // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
     const latest = (await this.listVersions(input.name)).at(-1);
     if (latest && configOf(latest) === configOf(candidate)) return info(latest);
-    const code = path.join('code', `${stored.hex}.zip`);
+    // A name of its own per version: deleting a version can then remove its code
+    // without ever racing a publish that is about to use the same bytes.
+    const code = path.join('code', `${stored.hex}.${randomBytes(4).toString('hex')}.zip`);
     await copyFileAtomic(input.codeFile, this.dir(input.name, code));
     const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
       name: input.name,
@@ -268,6 +329,45 @@ export class LocalFunctionRegistry implements FunctionRegistry {
       }
       await rm(file);
     });
+  }
+
+  async listAliases(name: string): Promise<AliasInfo[]> {
+    const names = await readdir(this.dir(name, 'aliases')).catch(() => [] as string[]);
+    const out: AliasInfo[] = [];
+    for (const file of names.filter((n) => n.endsWith('.json')).sort()) {
+      const found = await this.getAlias(name, file.slice(0, -'.json'.length));
+      if (found) out.push(found);
+    }
+    return out;
+  }
+
+  async downloadCode(name: string, version: string, file: string): Promise<boolean> {
+    const stored = await this.getStored(name, version);
+    if (!stored) return false;
+    await copyFileAtomic(stored.codePath, file);
+    return true;
+  }
+
+  async deleteVersion(name: string, version: string): Promise<void> {
+    if (!/^\d+$/.test(version)) throw new InputError(`${name}: only numbered versions can be deleted, not ${version}`);
+    const dir = this.dir(name, 'versions');
+    const pointing = (aliases: AliasInfo[]) =>
+      aliases.filter((a) => a.version === version || Object.hasOwn(a.weights ?? {}, version)).map((a) => a.alias);
+    const before = pointing(await this.listAliases(name));
+    if (before.length) throw new AliasConflictError(`${name}:${version} is in use by alias ${before.join(', ')}; it was not deleted`);
+    if (!(await entomb(dir, Number(version)))) return;
+    // An alias moved onto it while it was being deleted: put it back, as Lambda would refuse.
+    const after = pointing(await this.listAliases(name));
+    if (after.length) {
+      await rename(path.join(dir, `${version}${TOMBSTONE}`), path.join(dir, `${version}.json`));
+      throw new AliasConflictError(`${name}:${version} came into use by alias ${after.join(', ')}; it was not deleted`);
+    }
+    // Versions published before code got a name of its own per version may share a zip.
+    const live = new Set((await this.listVersions(name)).map((v) => v.code));
+    for (const dead of await tombstones(dir)) {
+      const stored = await readJsonIfExists<StoredVersion>(path.join(dir, `${dead}${TOMBSTONE}`));
+      if (stored && !live.has(stored.code)) await rm(this.dir(name, stored.code), { force: true });
+    }
   }
 }
 
