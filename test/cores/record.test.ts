@@ -9,7 +9,14 @@ import {
 } from '../../src/cores/record.ts';
 import type { ReleaseResult } from '../../src/ports.ts';
 import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
-import { FakeClock, MemoryArtefactStore, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
+import {
+  FakeClock,
+  MemoryApprovalStore,
+  MemoryArtefactStore,
+  MemoryFunctionRegistry,
+  MemoryLedger,
+  RecordingNotifier,
+} from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 function world() {
@@ -18,6 +25,8 @@ function world() {
     ledger: new MemoryLedger(),
     notifier: new RecordingNotifier(),
     clock: new FakeClock('2026-11-22T09:00:00.000Z'),
+    approvals: new MemoryApprovalStore(),
+    functions: new MemoryFunctionRegistry(),
   };
 }
 
@@ -75,6 +84,7 @@ describe('recordSuccess', () => {
       validation: state.validation,
       approval: state.approval,
       release: state.release,
+      aliases: [{ name: 'hello', alias: 'live', before: '1', after: '2' }],
       failure: null,
     });
   });
