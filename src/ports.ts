@@ -257,6 +257,38 @@ export interface ImageBuilder {
   start(request: ImageBuildStart): Promise<{ buildId: string }>;
 }
 
+/** The task token a running image build resumes, as {@link ImageBuilder.start} parked it. */
+export interface ImageBuildTicket {
+  /** The build's id (the image build version ARN in AWS). */
+  buildId: string;
+  bakeId: string;
+  bakeKey: string;
+  recipe: string;
+  taskToken: string;
+  createdAt: string;
+  documents: Array<{ path: string; sha256Hex: string }>;
+  parameters: Record<string, string>;
+  /** Set once an outcome was claimed for sending; a ticket is resumed at most once. */
+  done: { status: string; at: string; claim: string } | null;
+}
+
+/** Task tokens of running image builds, by build id (a DynamoDB item in AWS). */
+export interface ImageBuildTokens {
+  find(buildId: string): Promise<ImageBuildTicket | undefined>;
+  /** Mark the ticket done before resuming; false when it already was (a duplicate event). */
+  markDone(buildId: string, done: { status: string; at: string; claim: string }): Promise<boolean>;
+  /** Undo {@link markDone} of `claim`, so a retry can resume the task after all. */
+  release(buildId: string, claim: string): Promise<void>;
+}
+
+/** What a finished image build left behind (the zipped runtime tree its test phase uploaded). */
+export interface ImageBuildOutputs {
+  /** The runtime zip, or why there is none; throws only on failures worth retrying. */
+  runtime(buildId: string): Promise<{ found: true; ref: ArtefactRef; details: Record<string, string> } | { found: false; reason: string }>;
+  /** Why a build failed, as the builder reports it (null when it says nothing). */
+  failureReason(buildId: string): Promise<string | null>;
+}
+
 export interface LayerPublishInput {
   name: string;
   description: string;
