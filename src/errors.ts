@@ -140,22 +140,27 @@ export class AlreadyDecidedError extends InputError {
   }
 }
 
+/** The approval window closed (its time passed, or RecordFailure marked it expired): a decision changes nothing. */
+export class ApprovalExpiredError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ApprovalExpiredError';
+  }
+}
+
+/** Someone who is not on the bake's list of approvers tried to decide it. */
+export class NotAnApproverError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'NotAnApproverError';
+  }
+}
+
 /** The alias moved since we read it; we refuse to overwrite a concurrent change. */
 export class AliasConflictError extends BakeryError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
     super(message, options);
     this.name = 'AliasConflictError';
-  }
-}
-
-/**
- * A CloudWatch alarm named in the spec's gradual release was in ALARM (or gone) between
- * two traffic steps: the aliases were moved back to the previous version.
- */
-export class CanaryAlarmError extends BakeryError {
-  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
-    super(message, options);
-    this.name = 'CanaryAlarmError';
   }
 }
 
@@ -196,8 +201,9 @@ export const ERROR_NAMES: readonly string[] = [
   ApprovalRejectedError,
   ApprovalTimedOutError,
   AlreadyDecidedError,
+  ApprovalExpiredError,
+  NotAnApproverError,
   AliasConflictError,
-  CanaryAlarmError,
   TransientBackendError,
 ].map((ErrorClass) => new ErrorClass('probe').name);
 

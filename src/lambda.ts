@@ -1,7 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
+import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
+import { handleSlackInteraction, type SlackCallbackDeps, type SlackOutcome } from './cores/slack-callback.ts';
 import { type Deps, TASKS, type TaskName } from './tasks.ts';
 
 /** One logger for every bakery Lambda; the task name is a persistent key. */
@@ -23,5 +24,43 @@ export function taskHandler(task: TaskName, deps: () => Deps) {
     .handler(async (event) => {
       logger.appendKeys({ task });
       return TASKS[task](event, deps());
+    });
+}
+
+/** What to log of an outcome: never the record (it holds the task token). */
+function describeOutcome(outcome: SlackOutcome): Record<string, unknown> {
+  if (outcome.kind === 'decided') {
+    const { id, bakeId, decision } = outcome.record;
+    return { kind: outcome.kind, approvalId: id, bakeId, outcome: decision?.outcome, by: decision?.by };
+  }
+  return { ...outcome };
+}
+
+/**
+ * The Slack interactivity endpoint behind a Lambda Function URL. No body parser: the
+ * signature covers the raw bytes, which a Function URL may hand over base64-encoded.
+ * The core answers every request itself (401, 400, 200, 500); an error that escapes it
+ * anyway becomes a 500 without details.
+ */
+export function slackCallbackHandler(deps: () => SlackCallbackDeps) {
+  return middy<LambdaFunctionURLEvent, LambdaFunctionURLResult, Error, Context>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use({
+      onError: async (request) => {
+        logger.error('slack callback failed', { error: request.error ?? undefined });
+        request.response = { statusCode: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'internal error' };
+      },
+    })
+    .handler(async (event) => {
+      logger.appendKeys({ task: 'slackCallback' });
+      const rawBody = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8');
+      const { response, outcome } = await handleSlackInteraction(
+        { headers: event.headers, rawBody },
+        { ...deps(), log: (message, detail) => logger.error(message, detail) },
+      );
+      if (outcome.kind === 'unauthenticated' || outcome.kind === 'malformed')
+        logger.warn('slack request refused', describeOutcome(outcome));
+      else logger.info('slack interaction', describeOutcome(outcome));
+      return response;
     });
 }

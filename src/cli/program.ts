@@ -5,6 +5,7 @@ import { buildAwsDeps } from '../adapters/aws/index.ts';
 import { LocalHome } from '../adapters/local/home.ts';
 import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
+import { localSlackNotifier, readLocalSlackSettings } from '../adapters/local/slack.ts';
 import { LocalTaskCallbacks } from '../adapters/local/stores.ts';
 import { decideApproval } from '../cores/approval.ts';
 import { bakeKey } from '../cores/image.ts';
@@ -17,8 +18,7 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
-import { addIntegrityCommands } from './integrity.ts';
-import { addReleaseCommands } from './releases.ts';
+import { addSlackCommands } from './slack.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -75,7 +75,9 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     const { create = true, ...options } = extra;
     const h = home();
     await h.ensure({ create });
-    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...options });
+    // With a bot token and channel (environment or .bakery.env), local approvals go to Slack too.
+    const slack = localSlackNotifier(await readLocalSlackSettings(io.env, io.cwd));
+    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...(slack ? { slack } : {}), ...options });
   };
 
   /**
@@ -112,8 +114,8 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
       `
 Environment:
   BAKERY_HOME     state directory of the local backend (default: ./.bakery)
-  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject/rollback/history/drift
-                  use the deployed stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
+  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject use the deployed
+                  stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
 
 Exit codes:
   ${ExitCodes.Success}  success
@@ -257,15 +259,6 @@ Exit codes:
       }
     });
 
-  addIntegrityCommands(program, {
-    line,
-    err: io.err,
-    backendDeps,
-    fail: () => {
-      throw new ExitError(ExitCodes.Failed);
-    },
-  });
-
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
     const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());
     line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
@@ -286,15 +279,11 @@ Exit codes:
     .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
     .action(decide('rejected'));
 
-  addReleaseCommands(program, {
+  addSlackCommands(program, {
     line,
-    backendDeps,
-    localDeps: (create) => deps({ create }),
     requireLocal,
-    user: whoami(io.env),
-    fail: () => {
-      throw new ExitError(ExitCodes.Failed);
-    },
+    settings: () => readLocalSlackSettings(io.env, io.cwd),
+    localDeps: () => deps({ create: false }),
   });
 
   /** Parse and run; resolves to the exit code. */

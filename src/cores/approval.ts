@@ -1,4 +1,11 @@
-import { AlreadyDecidedError, ApprovalRejectedError, InputError, NotFoundError } from '../errors.ts';
+import {
+  AlreadyDecidedError,
+  ApprovalExpiredError,
+  ApprovalRejectedError,
+  BakeryError,
+  NotAnApproverError,
+  NotFoundError,
+} from '../errors.ts';
 import type {
   ApprovalDecision,
   ApprovalRecord,
@@ -40,25 +47,37 @@ export function approvalDigest(input: Omit<ApprovalInput, 'taskToken' | 'bake'> 
 /**
  * RequestApproval (a callback task): store the approval record with the task token
  * and tell the approvers. The decision resumes the execution through the token.
+ *
+ * Idempotent per bake: a retried attempt (a new task token) finds the bake's undecided
+ * record, hands it the new token and expiry, and updates the message it posted instead
+ * of posting another. A record for other content, or one decided meanwhile, is refused.
  */
 export async function requestApproval(
   input: ApprovalInput,
   deps: { approvals: ApprovalStore; functions: FunctionRegistry; notifier: Notifier; clock: Clock; ids: IdSource },
 ): Promise<{ approvalId: string }> {
   const now = deps.clock.now();
+  const digest = approvalDigest({ ...input, bakeId: input.bake.bakeId });
+  const expiresAt = new Date(now.getTime() + input.bake.approval.timeoutSeconds * 1000).toISOString();
+  const existing = await deps.approvals.findByBake(input.bake.bakeId);
+  const record = existing ? await renewRequest(existing, { digest, taskToken: input.taskToken, expiresAt }, deps) : undefined;
+  if (record) {
+    await notify(record, deps);
+    return { approvalId: record.id };
+  }
   const functions = [];
   for (const fn of input.versions.functions) {
     const live = await deps.functions.getAlias(fn.name, fn.alias);
     functions.push({ name: fn.name, version: fn.version, alias: fn.alias, live: live?.version ?? null });
   }
-  const record: ApprovalRecord = {
+  const created: ApprovalRecord = {
     id: `apr-${deps.ids.random()}`,
     bakeId: input.bake.bakeId,
     taskToken: input.taskToken,
-    digest: approvalDigest({ ...input, bakeId: input.bake.bakeId }),
+    digest,
     approvers: input.bake.approval.approvers,
     createdAt: now.toISOString(),
-    expiresAt: new Date(now.getTime() + input.bake.approval.timeoutSeconds * 1000).toISOString(),
+    expiresAt,
     summary: {
       functions,
       layer: { arn: input.layer.arn, codeSha256: input.layer.codeSha256, sha256Hex: input.layer.sha256Hex },
@@ -71,11 +90,39 @@ export async function requestApproval(
         cases: input.validation.functions.reduce((n, f) => n + f.cases.length, 0),
       },
     },
+    message: null,
     decision: null,
   };
-  await deps.approvals.create(record);
-  await deps.notifier.approvalRequested(record);
-  return { approvalId: record.id };
+  await deps.approvals.create(created);
+  await notify(created, deps);
+  return { approvalId: created.id };
+}
+
+async function renewRequest(
+  existing: ApprovalRecord,
+  update: { digest: string; taskToken: string; expiresAt: string },
+  deps: { approvals: ApprovalStore },
+): Promise<ApprovalRecord> {
+  if (existing.digest !== update.digest) {
+    throw new BakeryError(
+      `bake ${existing.bakeId} already has approval ${existing.id} for other content (digest ${existing.digest.slice(0, 16)}…, now ${update.digest.slice(0, 16)}…); an approval covers exactly what was validated`,
+    );
+  }
+  if (existing.decision) {
+    throw new AlreadyDecidedError(
+      `approval ${existing.id} of bake ${existing.bakeId} was ${existing.decision.outcome} by ${existing.decision.by} at ${existing.decision.at} while its request was being retried; a bake is decided once`,
+      { hint: 'Start a new bake to ask again.' },
+    );
+  }
+  return deps.approvals.renew(existing.id, { taskToken: update.taskToken, expiresAt: update.expiresAt });
+}
+
+/** Post (or, for a retried request, update) the request, and remember where it went. */
+async function notify(record: ApprovalRecord, deps: { approvals: ApprovalStore; notifier: Notifier }): Promise<void> {
+  const message = await deps.notifier.approvalRequested(record);
+  if (message && (message.channel !== record.message?.channel || message.ts !== record.message?.ts)) {
+    await deps.approvals.setMessage(record.id, message);
+  }
 }
 
 export interface DecideInput {
@@ -93,33 +140,69 @@ export interface DecideInput {
  */
 export async function decideApproval(
   input: DecideInput,
-  deps: { approvals: ApprovalStore; callbacks: TaskCallbacks; notifier: Notifier; clock: Clock },
+  deps: { approvals: ApprovalStore; callbacks: TaskCallbacks; notifier: Pick<Notifier, 'approvalDecided'>; clock: Clock },
 ): Promise<ApprovalRecord> {
   const record = (await deps.approvals.get(input.ref)) ?? (await deps.approvals.findByBake(input.ref));
   if (!record) throw new NotFoundError(`no approval found for "${input.ref}"`, { hint: 'Pass the bake id printed by `bakery bake`.' });
+  if (record.decision?.outcome === 'expired') {
+    throw new ApprovalExpiredError(
+      `approval ${record.id} for bake ${record.bakeId} expired at ${record.decision.at}: nobody decided in time`,
+    );
+  }
   if (record.decision) {
     throw new AlreadyDecidedError(
       `approval ${record.id} (bake ${record.bakeId}) was already ${record.decision.outcome} by ${record.decision.by} at ${record.decision.at}`,
     );
   }
   if (record.approvers.length > 0 && !record.approvers.includes(input.by)) {
-    throw new InputError(`${input.by} may not decide bake ${record.bakeId}`, {
+    throw new NotAnApproverError(`${input.by} may not decide bake ${record.bakeId}`, {
       hint: `Allowed approvers: ${record.approvers.join(', ')}.`,
     });
   }
   const now = deps.clock.now();
   if (now.getTime() > Date.parse(record.expiresAt)) {
-    throw new InputError(`approval ${record.id} for bake ${record.bakeId} expired at ${record.expiresAt}`);
+    throw new ApprovalExpiredError(`approval ${record.id} for bake ${record.bakeId} expired at ${record.expiresAt}`);
   }
   const decision: ApprovalDecision = { outcome: input.outcome, by: input.by, at: now.toISOString(), reason: input.reason ?? null };
+  // The token as the conditional write left it: a retried request may have replaced it since the read above.
   const decided = await deps.approvals.decide(record.id, decision);
-  if (decision.outcome === 'approved') {
-    const result: ApprovalResult = { approvalId: record.id, decision: 'approved', by: decision.by, at: decision.at };
-    await deps.callbacks.succeed(record.taskToken, { ...result });
-  } else {
-    const error = new ApprovalRejectedError(`rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`);
-    await deps.callbacks.fail(record.taskToken, error.name, error.message);
+  try {
+    if (decision.outcome === 'approved') {
+      const result: ApprovalResult = { approvalId: record.id, decision: 'approved', by: decision.by, at: decision.at };
+      await deps.callbacks.succeed(decided.taskToken, { ...result });
+    } else {
+      const error = new ApprovalRejectedError(`rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`);
+      await deps.callbacks.fail(decided.taskToken, error.name, error.message);
+    }
+  } catch (error) {
+    // Only a timed-out or ended task refuses its token: the decision came too late to count.
+    if (!(error instanceof AlreadyDecidedError)) throw error;
+    throw new ApprovalExpiredError(
+      `the decision on approval ${record.id} was recorded, but bake ${record.bakeId} was no longer waiting (its approval timed out or the execution ended): nothing was resumed`,
+      { cause: error },
+    );
   }
   await deps.notifier.approvalDecided(decided);
   return decided;
+}
+
+/**
+ * Close the approval of a bake whose RequestApproval timed out: decided once as
+ * `expired`, so that a click after the timeout finds it decided and changes nothing.
+ * Returns the record as it now stands (undefined when the bake never got one).
+ */
+export async function expireApproval(
+  input: { bakeId: string; reason: string },
+  deps: { approvals: ApprovalStore; clock: Clock },
+): Promise<ApprovalRecord | undefined> {
+  const record = await deps.approvals.findByBake(input.bakeId);
+  if (!record || record.decision) return record;
+  const decision: ApprovalDecision = { outcome: 'expired', by: 'bakery', at: deps.clock.now().toISOString(), reason: input.reason };
+  try {
+    return await deps.approvals.decide(record.id, decision);
+  } catch (error) {
+    // A click that won the race, or a retried RecordFailure: the record stands as decided.
+    if (!(error instanceof AlreadyDecidedError)) throw error;
+    return (await deps.approvals.get(record.id)) ?? record;
+  }
 }

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { ApprovalInput } from '../../src/cores/approval.ts';
-import { approvalDigest, decideApproval, requestApproval } from '../../src/cores/approval.ts';
-import { AlreadyDecidedError, InputError, NotFoundError } from '../../src/errors.ts';
+import { approvalDigest, decideApproval, expireApproval, requestApproval } from '../../src/cores/approval.ts';
+import {
+  AlreadyDecidedError,
+  ApprovalExpiredError,
+  BakeryError,
+  InputError,
+  NotAnApproverError,
+  NotFoundError,
+  TransientBackendError,
+} from '../../src/errors.ts';
 import { passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import {
   FakeClock,
@@ -106,10 +114,75 @@ describe('requestApproval', () => {
         runtime: 'node22 (NodeVersion 22.23.3)',
         validation: { passed: true, cases: 1 },
       },
+      message: null,
       decision: null,
     });
     expect(deps.notifier.requested.map((r) => r.id)).toEqual(['apr-x0001']);
     expect(deps.callbacks.settled).toEqual([]);
+  });
+
+  it('remembers where the request was posted when the notifier can update it later', async () => {
+    // Prepare
+    const { deps, input } = world();
+    deps.notifier.postedAt = { channel: 'C0RELEASES', ts: '1732262400.000100' };
+
+    // Act
+    const { approvalId } = await requestApproval(input, deps);
+
+    // Assess
+    expect((await deps.approvals.get(approvalId))?.message).toEqual({ channel: 'C0RELEASES', ts: '1732262400.000100' });
+  });
+
+  it('is idempotent per bake: a retried attempt reuses the record with its new token and expiry, and the same message', async () => {
+    // Prepare: the first attempt stored and posted, then failed (a Slack hiccup, a Lambda timeout).
+    const { deps, input, clock } = world({ timeoutSeconds: 600 });
+    deps.notifier.postedAt = { channel: 'C0RELEASES', ts: '1.0001' };
+    const first = await requestApproval(input, deps);
+    clock.advance(30_000);
+
+    // Act
+    const retried = await requestApproval({ ...input, taskToken: 'RequestApproval-token-2' }, deps);
+
+    // Assess
+    expect(retried.approvalId).toBe(first.approvalId);
+    expect(deps.approvals.records.size).toBe(1);
+    const record = await deps.approvals.get(first.approvalId);
+    expect(record).toMatchObject({ taskToken: 'RequestApproval-token-2', expiresAt: '2026-11-22T08:10:30.000Z', decision: null });
+    // The retry hands the notifier the message it posted, so it updates it instead of posting again.
+    expect(deps.notifier.requested.map((r) => r.message)).toEqual([null, { channel: 'C0RELEASES', ts: '1.0001' }]);
+    // A decision now resumes the attempt that is waiting, not the one that failed.
+    await decideApproval({ ref: first.approvalId, outcome: 'approved', by: 'bob' }, deps);
+    expect(deps.callbacks.settled.map((s) => s.token)).toEqual(['RequestApproval-token-2']);
+  });
+
+  it('refuses to reuse a bake approval for other content', async () => {
+    // Prepare
+    const { deps, input } = world();
+    await requestApproval(input, deps);
+
+    // Act
+    const error = await rejection(requestApproval({ ...input, layer: { ...input.layer, codeSha256: 'other' }, taskToken: 't2' }, deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(BakeryError);
+    expect(error.message).toContain('for other content');
+    expect([...deps.approvals.records.values()].map((r) => r.taskToken)).toEqual(['RequestApproval-token-1']);
+  });
+
+  it('refuses a retried request once the bake was decided meanwhile', async () => {
+    // Prepare
+    const { deps, input } = world();
+    const { approvalId } = await requestApproval(input, deps);
+    await deps.approvals.decide(approvalId, { outcome: 'approved', by: 'bob', at: '2026-11-22T08:00:01.000Z', reason: null });
+
+    // Act
+    const error = await rejection(requestApproval({ ...input, taskToken: 't2' }, deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(AlreadyDecidedError);
+    expect(error.message).toContain('while its request was being retried');
+    expect((await deps.approvals.get(approvalId))?.taskToken).toBe('RequestApproval-token-1');
+    expect(deps.notifier.requested).toHaveLength(1);
   });
 
   it('says the alias has no live version yet on a first release', async () => {
@@ -201,6 +274,7 @@ describe('decideApproval', () => {
     const error = await rejection(decideApproval({ ref: approvalId, outcome: 'approved', by: 'mallory' }, deps));
 
     // Assess
+    expect(error).toBeInstanceOf(NotAnApproverError);
     expect(error).toBeInstanceOf(InputError);
     expect(error.message).toContain('mallory may not decide');
     expect((error as InputError).hint).toContain('alice');
@@ -234,6 +308,7 @@ describe('decideApproval', () => {
     const error = await rejection(decideApproval({ ref: approvalId, outcome: 'approved', by: 'bob' }, deps));
 
     // Assess
+    expect(error).toBeInstanceOf(ApprovalExpiredError);
     expect(error).toBeInstanceOf(InputError);
     expect(error.message).toContain('expired at 2026-11-22T08:01:00.000Z');
     expect((await deps.approvals.get(approvalId))?.decision).toBeNull();
@@ -260,6 +335,54 @@ describe('decideApproval', () => {
     ]);
   });
 
+  it('refuses a decision on an approval closed as expired, even before its expiry time', async () => {
+    // Prepare
+    const { deps, input } = world({ timeoutSeconds: 3600 });
+    const { approvalId } = await requestApproval(input, deps);
+    await expireApproval({ bakeId: input.bake.bakeId, reason: 'timed out' }, deps);
+
+    // Act
+    const error = await rejection(decideApproval({ ref: approvalId, outcome: 'approved', by: 'bob' }, deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(ApprovalExpiredError);
+    expect((await deps.approvals.get(approvalId))?.decision?.outcome).toBe('expired');
+    expect(deps.callbacks.settled).toEqual([]);
+    expect(deps.notifier.decided).toEqual([]);
+  });
+
+  it('says a decision came too late when the task no longer waits, and does not claim it counted', async () => {
+    // Prepare: Step Functions refuses the token of a task that timed out.
+    const { deps, input } = world();
+    const { approvalId } = await requestApproval(input, deps);
+    deps.callbacks.succeed = async () => {
+      throw new AlreadyDecidedError('SendTaskSuccess: the task is no longer waiting');
+    };
+
+    // Act
+    const error = await rejection(decideApproval({ ref: approvalId, outcome: 'approved', by: 'bob' }, deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(ApprovalExpiredError);
+    expect(error.message).toContain('was no longer waiting');
+    expect(deps.notifier.decided).toEqual([]);
+  });
+
+  it('passes any other failure to resume the task through unchanged', async () => {
+    // Prepare
+    const { deps, input } = world();
+    const { approvalId } = await requestApproval(input, deps);
+    deps.callbacks.succeed = async () => {
+      throw new TransientBackendError('throttled');
+    };
+
+    // Act
+    const error = await rejection(decideApproval({ ref: approvalId, outcome: 'approved', by: 'bob' }, deps));
+
+    // Assess
+    expect(error).toBeInstanceOf(TransientBackendError);
+  });
+
   it('says which approval it could not find', async () => {
     // Prepare
     const { deps } = world();
@@ -270,5 +393,48 @@ describe('decideApproval', () => {
     // Assess
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error.message).toContain('apr-nope');
+  });
+});
+
+describe('expireApproval', () => {
+  it('closes an undecided approval as expired, by bakery, once', async () => {
+    // Prepare
+    const { deps, input, clock } = world({ timeoutSeconds: 60 });
+    const { approvalId } = await requestApproval(input, deps);
+    clock.advance(61_000);
+
+    // Act
+    const expired = await expireApproval({ bakeId: input.bake.bakeId, reason: 'nobody decided within 60 seconds' }, deps);
+    const again = await expireApproval({ bakeId: input.bake.bakeId, reason: 'a retried RecordFailure' }, deps);
+
+    // Assess
+    const decision = { outcome: 'expired', by: 'bakery', at: '2026-11-22T08:01:01.000Z', reason: 'nobody decided within 60 seconds' };
+    expect(expired?.decision).toEqual(decision);
+    expect(again?.decision).toEqual(decision);
+    expect((await deps.approvals.get(approvalId))?.decision).toEqual(decision);
+  });
+
+  it('keeps a decision that won the race against the timeout', async () => {
+    // Prepare: the click's conditional write lands between the read and the expiry's write.
+    const { deps, input } = world();
+    const { approvalId } = await requestApproval(input, deps);
+    const findByBake = deps.approvals.findByBake.bind(deps.approvals);
+    deps.approvals.findByBake = async (bakeId) => {
+      const found = await findByBake(bakeId);
+      await deps.approvals.decide(approvalId, { outcome: 'rejected', by: 'carol', at: '2026-11-22T08:00:02.000Z', reason: null });
+      return found;
+    };
+
+    // Act
+    const record = await expireApproval({ bakeId: input.bake.bakeId, reason: 'timed out' }, deps);
+
+    // Assess
+    expect(record?.decision).toMatchObject({ outcome: 'rejected', by: 'carol' });
+  });
+
+  it('does nothing for a bake that never asked', async () => {
+    const { deps } = world();
+
+    await expect(expireApproval({ bakeId: 'never-asked', reason: 'x' }, deps)).resolves.toBeUndefined();
   });
 });

@@ -7,16 +7,9 @@ import {
   recordFailure,
   recordSuccess,
 } from '../../src/cores/record.ts';
-import type { ReleaseResult } from '../../src/ports.ts';
+import type { ApprovalRecord, ReleaseResult } from '../../src/ports.ts';
 import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
-import {
-  FakeClock,
-  MemoryApprovalStore,
-  MemoryArtefactStore,
-  MemoryFunctionRegistry,
-  MemoryLedger,
-  RecordingNotifier,
-} from '../helpers/memory.ts';
+import { FakeClock, MemoryApprovalStore, MemoryArtefactStore, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 function world() {
@@ -26,13 +19,12 @@ function world() {
     notifier: new RecordingNotifier(),
     clock: new FakeClock('2026-11-22T09:00:00.000Z'),
     approvals: new MemoryApprovalStore(),
-    functions: new MemoryFunctionRegistry(),
   };
 }
 
 function releasedState(): BakeState & Required<Pick<BakeState, 'bake' | 'layer' | 'release'>> {
   const versions = publishedVersions(['hello', '2']);
-  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }], gradual: null };
+  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }] };
   return {
     bake: resolvedBake(),
     image: builtImage('file:///tmp/tree'),
@@ -69,22 +61,10 @@ describe('recordSuccess', () => {
       build: state.image?.buildRecord,
       imageArn: null,
       layer: layerWithoutReused,
-      functions: [
-        {
-          name: 'hello',
-          version: '2',
-          codeSha256: 'code-hello-b64',
-          alias: 'live',
-          handler: 'index.handler',
-          runtime: 'provided.al2023',
-          layers: [state.layer.arn],
-          environmentNames: [],
-        },
-      ],
+      functions: state.versions?.functions,
       validation: state.validation,
       approval: state.approval,
       release: state.release,
-      aliases: [{ name: 'hello', alias: 'live', before: '1', after: '2' }],
       failure: null,
     });
   });
@@ -143,7 +123,7 @@ describe('recordFailure', () => {
     expect(result).toEqual({ state: failure.state, Error: failure.error, Cause: failure.cause });
     const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(upToValidation.bake.bakeId));
     expect(manifest).toMatchObject({ schemaVersion: 1, status: 'failed', failure, validation: null, approval: null, release: null });
-    expect(manifest?.functions).toMatchObject(upToValidation.versions?.functions ?? []);
+    expect(manifest?.functions).toEqual(upToValidation.versions?.functions);
     expect(deps.ledger.entries).toEqual([
       {
         type: 'failed',
@@ -151,8 +131,6 @@ describe('recordFailure', () => {
         at: '2026-11-22T09:00:00.000Z',
         ...failure,
         manifest: { uri: `mem://${manifestKey(upToValidation.bake.bakeId)}`, sha256Hex: expect.any(String), size: expect.any(Number) },
-        // The spec's functions, so `bakery history <function>` finds the failure.
-        functions: ['hello'],
       },
     ]);
     expect(deps.notifier.failures).toEqual([{ bakeId: upToValidation.bake.bakeId, ...failure }]);
@@ -174,6 +152,63 @@ describe('recordFailure', () => {
       Cause: 'nobody decided within 30 seconds; nothing was released',
     });
     expect(deps.ledger.entries[0]).toMatchObject({ type: 'failed', state: 'RequestApproval', error: 'ApprovalTimedOutError' });
+  });
+
+  it('closes the approval as expired on that timeout, updates its message, then reports the failure', async () => {
+    // Prepare
+    const deps = world();
+    const bake = resolvedBake();
+    bake.approval.timeoutSeconds = 30;
+    await deps.approvals.create(pendingApproval(bake.bakeId));
+
+    // Act
+    await recordFailure({ bake, errors: { RequestApproval: { Error: 'States.Timeout', Cause: '' } } }, deps);
+
+    // Assess
+    const stored = await deps.approvals.get('apr-1');
+    expect(stored?.decision).toEqual({
+      outcome: 'expired',
+      by: 'bakery',
+      at: '2026-11-22T09:00:00.000Z',
+      reason: 'nobody decided within 30 seconds; nothing was released',
+    });
+    expect(deps.notifier.decided.map((r) => [r.id, r.decision?.outcome])).toEqual([['apr-1', 'expired']]);
+    expect(deps.notifier.failures).toEqual([
+      { bakeId: bake.bakeId, state: 'RequestApproval', error: 'ApprovalTimedOutError', cause: expect.stringContaining('nobody decided') },
+    ]);
+  });
+
+  it('leaves an approval decided just before the timeout as it was, and shows no expiry', async () => {
+    // Prepare
+    const deps = world();
+    const bake = resolvedBake();
+    await deps.approvals.create(pendingApproval(bake.bakeId));
+    await deps.approvals.decide('apr-1', { outcome: 'approved', by: 'U1', at: '2026-11-22T08:59:59.000Z', reason: null });
+
+    // Act
+    await recordFailure({ bake, errors: { RequestApproval: { Error: 'States.Timeout', Cause: '' } } }, deps);
+
+    // Assess
+    expect((await deps.approvals.get('apr-1'))?.decision?.outcome).toBe('approved');
+    expect(deps.notifier.decided).toEqual([]);
+    expect(deps.notifier.failures).toHaveLength(1);
+  });
+
+  it('expires nothing when the approval failed otherwise (a rejection keeps its decision)', async () => {
+    // Prepare
+    const deps = world();
+    const bake = resolvedBake();
+    await deps.approvals.create(pendingApproval(bake.bakeId));
+
+    // Act
+    await recordFailure({ bake, errors: { RequestApproval: { Error: 'ApprovalRejectedError', Cause: 'rejected by U1' } } }, deps);
+
+    // Assess
+    expect((await deps.approvals.get('apr-1'))?.decision).toBeNull();
+    expect(deps.notifier.decided).toEqual([]);
+    expect(deps.notifier.failures).toEqual([
+      { bakeId: bake.bakeId, state: 'RequestApproval', error: 'ApprovalRejectedError', cause: 'rejected by U1' },
+    ]);
   });
 
   it('keeps States.Timeout on any other state as it is', async () => {
@@ -242,3 +277,18 @@ describe('recordFailure', () => {
     expect([...deps.artefacts.json.keys()]).toEqual(['manifests/hello-1.json']);
   });
 });
+
+function pendingApproval(bakeId: string): ApprovalRecord {
+  return {
+    id: 'apr-1',
+    bakeId,
+    taskToken: 'RequestApproval-token',
+    digest: 'd'.repeat(64),
+    approvers: [],
+    createdAt: '2026-11-22T08:59:30.000Z',
+    expiresAt: '2026-11-22T09:00:00.000Z',
+    summary: { functions: [], layer: { arn: 'a', codeSha256: 'b', sha256Hex: 'c' }, runtime: 'r', validation: { passed: true, cases: 1 } },
+    message: { channel: 'C1', ts: '1.0' },
+    decision: null,
+  };
+}

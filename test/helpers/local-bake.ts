@@ -159,12 +159,12 @@ export function approvalRequested(deps: LocalDeps): Promise<ApprovalRecord> {
   return new Promise((resolve) => {
     deps.notifier = {
       approvalRequested: async (record) => {
-        await notifier.approvalRequested(record);
+        const message = await notifier.approvalRequested(record);
         resolve(record);
+        return message;
       },
       approvalDecided: (record) => notifier.approvalDecided(record),
       bakeFailed: (failure) => notifier.bakeFailed(failure),
-      driftFound: (report) => notifier.driftFound(report),
     };
   });
 }

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideApproval } from '../../src/cores/approval.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
-import { AlreadyDecidedError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
+import { AlreadyDecidedError, ApprovalExpiredError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
 import { type RunOutcome, runBake } from '../../src/local/runner.ts';
 import type { LedgerEntry, ValidationReport } from '../../src/ports.ts';
 import { networkIsolation } from '../../src/runtime-api/sandbox.ts';
@@ -455,7 +455,10 @@ describe('bake.asl.json on the local runner', () => {
       // Assess
       await expectFailure(ws, outcome, 'RequestApproval', 'ApprovalTimedOutError', 'nobody decided within 1 seconds; nothing was released');
       const record = await asked;
-      expect((await ws.deps.approvals.get(record.id))?.decision).toBeNull();
+      // RecordFailure closed the approval, so that a click from now on changes nothing.
+      expect((await ws.deps.approvals.get(record.id))?.decision).toMatchObject({ outcome: 'expired', by: 'bakery' });
+      const late = await rejection(decideApproval({ ref: record.id, outcome: 'approved', by: 'dave' }, ws.otherTerminal()));
+      expect(late).toBeInstanceOf(ApprovalExpiredError);
       expect(Date.parse(record.expiresAt) - Date.parse(record.createdAt)).toBe(1000);
       expect(await liveAlias(ws)).toEqual(before);
     });

@@ -19,6 +19,8 @@ const SETTINGS = {
   SLACK_CHANNEL: z.string().min(1),
   /** Name of the SSM SecureString parameter holding the Slack bot token (never the token itself). */
   SLACK_BOT_TOKEN_PARAM: z.string().min(1),
+  /** Name of the SSM SecureString parameter holding the Slack app's signing secret (never the secret itself). */
+  SLACK_SIGNING_SECRET_PARAM: z.string().startsWith('/', 'expected an SSM parameter name starting with "/"'),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

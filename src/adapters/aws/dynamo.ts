@@ -8,7 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
-import type { ApprovalDecision, ApprovalRecord, ApprovalStore, Ledger, LedgerEntry } from '../../ports.ts';
+import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore, Ledger, LedgerEntry } from '../../ports.ts';
 import { documentClient } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';
@@ -26,16 +26,22 @@ export const LEDGER_PK = 'LEDGER';
 
 const APPROVAL_ID = /^[A-Za-z0-9_-]+$/;
 
-type ApprovalItem = Omit<ApprovalRecord, 'decision'> & { pk: string; sk: string; decision?: ApprovalDecision };
+type ApprovalItem = Omit<ApprovalRecord, 'decision' | 'message'> & {
+  pk: string;
+  sk: string;
+  decision?: ApprovalDecision;
+  message?: ApprovalMessage | null;
+};
 
 function toRecord(item: Record<string, unknown>): ApprovalRecord {
-  const { pk: _pk, sk: _sk, decision, ...rest } = item as ApprovalItem;
-  return { ...rest, decision: decision ?? null };
+  const { pk: _pk, sk: _sk, decision, message, ...rest } = item as ApprovalItem;
+  return { ...rest, message: message ?? null, decision: decision ?? null };
 }
 
 /**
  * Approvals in DynamoDB. The decision is a conditional update that succeeds once: a
- * second or concurrent decision fails on the condition and changes nothing.
+ * second or concurrent decision fails on the condition and changes nothing. A retried
+ * request's new token is a conditional update too, allowed only while undecided.
  */
 export class DynamoApprovalStore implements ApprovalStore {
   private readonly db: DynamoDBDocumentClient;
@@ -49,7 +55,8 @@ export class DynamoApprovalStore implements ApprovalStore {
   async create(record: ApprovalRecord): Promise<void> {
     const table = resolveSetting(this.table);
     // No `decision` attribute at all until someone decides: the decide condition tests for it.
-    const { decision: _decision, ...fields } = record;
+    // `message` is set once the request is posted (setMessage).
+    const { decision: _decision, message: _message, ...fields } = record;
     try {
       await callAws(`TransactWriteItems approval ${record.id}`, () =>
         this.db.send(
@@ -101,6 +108,49 @@ export class DynamoApprovalStore implements ApprovalStore {
     return typeof approvalId === 'string' ? this.get(approvalId) : undefined;
   }
 
+  async renew(id: string, update: { taskToken: string; expiresAt: string }): Promise<ApprovalRecord> {
+    try {
+      const out = await callAws(`UpdateItem approval ${id} (renew)`, () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: resolveSetting(this.table),
+            Key: approvalKey(id),
+            UpdateExpression: 'SET taskToken = :t, expiresAt = :e',
+            ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#decision)',
+            ExpressionAttributeNames: { '#decision': 'decision' },
+            ExpressionAttributeValues: { ':t': update.taskToken, ':e': update.expiresAt },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      if (!out.Attributes) throw new BakeryError(`UpdateItem approval ${id} returned no attributes`);
+      return toRecord(out.Attributes);
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      throw await this.conditionFailed(id, error);
+    }
+  }
+
+  async setMessage(id: string, message: ApprovalMessage): Promise<void> {
+    try {
+      await callAws(`UpdateItem approval ${id} (message)`, () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: resolveSetting(this.table),
+            Key: approvalKey(id),
+            UpdateExpression: 'SET #message = :m',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#message': 'message' },
+            ExpressionAttributeValues: { ':m': message },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      throw new NotFoundError(`no approval ${id}`, { cause: error });
+    }
+  }
+
   async decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord> {
     try {
       const out = await callAws(`UpdateItem approval ${id}`, () =>
@@ -120,14 +170,19 @@ export class DynamoApprovalStore implements ApprovalStore {
       return toRecord(out.Attributes);
     } catch (error) {
       if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
-      const record = await this.get(id);
-      if (!record) throw new NotFoundError(`no approval ${id}`, { cause: error });
-      const d = record.decision;
-      throw new AlreadyDecidedError(
-        `approval ${id} (bake ${record.bakeId}) was already ${d?.outcome ?? 'decided'}${d ? ` by ${d.by} at ${d.at}` : ''}`,
-        { cause: error },
-      );
+      throw await this.conditionFailed(id, error);
     }
+  }
+
+  /** Why a conditional update on an approval failed: it does not exist, or it is decided. */
+  private async conditionFailed(id: string, cause: unknown): Promise<Error> {
+    const record = await this.get(id);
+    if (!record) return new NotFoundError(`no approval ${id}`, { cause });
+    const d = record.decision;
+    return new AlreadyDecidedError(
+      `approval ${id} (bake ${record.bakeId}) was already ${d?.outcome ?? 'decided'}${d ? ` by ${d.by} at ${d.at}` : ''}`,
+      { cause },
+    );
   }
 }
 

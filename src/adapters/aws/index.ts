@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { SlackCallbackDeps } from '../../cores/slack-callback.ts';
 import type { RecipeCatalog } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { Deps } from '../../tasks.ts';
-import { CloudWatchAlarmMonitor } from './alarms.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { fromEnv, recipesDir } from './config.ts';
 import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
@@ -11,7 +11,7 @@ import { AwsImageBuilder } from './image-builder.ts';
 import { LambdaInvoker } from './invoker.ts';
 import { LambdaLayerRegistry } from './layers.ts';
 import { S3ArtefactStore, S3SourceReader } from './s3.ts';
-import { SlackNotifier } from './slack.ts';
+import { SlackNotifier, signingSecretFrom } from './slack.ts';
 
 /** The recipes packaged with the function; the directory is resolved on first use. */
 function lazyRecipes(env: NodeJS.ProcessEnv): RecipeCatalog {
@@ -44,7 +44,6 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
     notifier: new SlackNotifier({ channel: fromEnv('SLACK_CHANNEL', env), tokenParameter: fromEnv('SLACK_BOT_TOKEN_PARAM', env) }),
     callbacks: new SfnTaskCallbacks(),
     ledger: new DynamoLedger({ table }),
-    alarms: new CloudWatchAlarmMonitor(),
     clock,
     ids: { random: () => randomBytes(8).toString('hex') },
   };
@@ -56,4 +55,29 @@ let memo: Deps | undefined;
 export function createAwsDeps(): Deps {
   memo ??= buildAwsDeps();
   return memo;
+}
+
+/**
+ * The ports of the Slack interactivity endpoint (not a state-machine task): the approval
+ * table, Step Functions for the task token, Slack for the message, and the signing
+ * secret from SSM. Settings are read on first use, as for the tasks.
+ */
+export function buildSlackCallbackDeps(env: NodeJS.ProcessEnv = process.env): SlackCallbackDeps {
+  const slack = new SlackNotifier({ channel: fromEnv('SLACK_CHANNEL', env), tokenParameter: fromEnv('SLACK_BOT_TOKEN_PARAM', env) });
+  return {
+    approvals: new DynamoApprovalStore({ table: fromEnv('TABLE_NAME', env) }),
+    callbacks: new SfnTaskCallbacks(),
+    notifier: slack,
+    replies: slack,
+    clock: { now: () => new Date() },
+    signingSecret: signingSecretFrom(fromEnv('SLACK_SIGNING_SECRET_PARAM', env)),
+  };
+}
+
+let slackMemo: SlackCallbackDeps | undefined;
+
+/** The Slack endpoint's composition, built once per Lambda container. */
+export function createSlackCallbackDeps(): SlackCallbackDeps {
+  slackMemo ??= buildSlackCallbackDeps();
+  return slackMemo;
 }

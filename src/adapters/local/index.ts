@@ -4,12 +4,13 @@ import type { BakeSource, SourceReader } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
 import type { Deps } from '../../tasks.ts';
-import { LocalAlarms } from './alarms.ts';
+import type { SlackNotifier } from '../aws/slack.ts';
 import type { LocalHome } from './home.ts';
 import { LocalImageBuilder } from './image-builder.ts';
 import { LocalInvoker } from './invoker.ts';
 import { TerminalNotifier } from './notifier.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
+import { TerminalAndSlackNotifier } from './slack.ts';
 import { LocalApprovalStore, LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from './stores.ts';
 
 /** Sources on this machine: the spec file is read where it is. */
@@ -25,7 +26,6 @@ export interface LocalDeps extends Deps {
   callbacks: LocalTaskCallbacks;
   layers: LocalLayerRegistry;
   functions: LocalFunctionRegistry;
-  alarms: LocalAlarms;
 }
 
 /** Every port on its local adapter, all state under `home`. */
@@ -35,6 +35,8 @@ export function createLocalDeps(options: {
   write?: (line: string) => void;
   onStep?: (event: StepEvent) => void;
   waitingHint?: boolean;
+  /** Post to Slack as well as to the terminal (a bot token and channel are configured locally). */
+  slack?: SlackNotifier;
 }): LocalDeps {
   const { home, projectRoot } = options;
   const recipes = new DirectoryRecipeCatalog(path.join(projectRoot, 'layers'));
@@ -57,10 +59,11 @@ export function createLocalDeps(options: {
     functions,
     invoker: new LocalInvoker(functions, layers),
     approvals: new LocalApprovalStore(home),
-    notifier: new TerminalNotifier(options.write ?? (() => {}), { waitingHint: options.waitingHint ?? true }),
+    notifier: options.slack
+      ? new TerminalAndSlackNotifier(options.write ?? (() => {}), options.slack, { waitingHint: options.waitingHint ?? true })
+      : new TerminalNotifier(options.write ?? (() => {}), { waitingHint: options.waitingHint ?? true }),
     callbacks,
     ledger: new LocalLedger(home),
-    alarms: new LocalAlarms(home),
     clock: { now: () => new Date() },
     ids: { random: () => randomBytes(8).toString('hex') },
   };

@@ -1,4 +1,4 @@
-import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
+import type { ApprovalMessage, ApprovalRecord, Notifier } from '../../ports.ts';
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
 export class TerminalNotifier implements Notifier {
@@ -10,7 +10,7 @@ export class TerminalNotifier implements Notifier {
     this.waitingHint = options.waitingHint ?? true;
   }
 
-  async approvalRequested(record: ApprovalRecord): Promise<void> {
+  async approvalRequested(record: ApprovalRecord): Promise<ApprovalMessage | null> {
     const lines = [
       `  ┌ approval requested for bake ${record.bakeId} (${record.id})`,
       ...record.summary.functions.map((f) => `  │ ${f.name}: ${f.alias} ${f.live ?? '(none)'} → version ${f.version}`),
@@ -28,21 +28,17 @@ export class TerminalNotifier implements Notifier {
     }
     lines.push('  └');
     for (const line of lines) this.write(line);
+    return null;
   }
 
   async approvalDecided(record: ApprovalRecord): Promise<void> {
     const d = record.decision;
     if (!d) return;
-    this.write(`  ${d.outcome} by ${d.by} at ${d.at}${d.reason ? `: ${d.reason}` : ''}`);
+    if (d.outcome === 'expired') this.write(`  approval expired at ${d.at}: nobody decided in time`);
+    else this.write(`  ${d.outcome} by ${d.by} at ${d.at}${d.reason ? `: ${d.reason}` : ''}`);
   }
 
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.write(`  bake ${failure.bakeId ?? '(unresolved)'} failed in ${failure.state}: ${failure.error}`);
-  }
-
-  async driftFound(report: DriftReport): Promise<void> {
-    for (const f of report.functions.filter((fn) => fn.differences.length > 0)) {
-      this.write(`  drift: ${f.name}:${f.alias} differs from bake ${f.bakeId ?? '(unknown)'} (${f.differences.map((d) => d.field).join(', ')})`);
-    }
   }
 }

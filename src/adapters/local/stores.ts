@@ -5,6 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AlreadyDecidedError, NotFoundError } from '../../errors.ts';
 import type {
   ApprovalDecision,
+  ApprovalMessage,
   ApprovalRecord,
   ApprovalStore,
   ArtefactRef,
@@ -22,6 +23,7 @@ import {
   sha256File,
   sha256Hex,
   writeFileAtomic,
+  writeJsonAtomic,
 } from '../../util/fsx.ts';
 import type { LocalHome } from './home.ts';
 
@@ -78,12 +80,7 @@ export class LocalArtefactStore implements ArtefactStore {
   }
 }
 
-/**
- * The append-only ledger: one fsync'd JSON line per entry in `<home>/ledger.jsonl`.
- * Only whole lines are ever appended, each in a single write, so a line that is not
- * JSON can only be a write cut short by a crash (at the end, or terminated by the next
- * append): it was never acknowledged, and reading skips it.
- */
+/** The append-only ledger: one fsync'd JSON line per entry in `<home>/ledger.jsonl`. */
 export class LocalLedger implements Ledger {
   private readonly file: string;
 
@@ -105,18 +102,18 @@ export class LocalLedger implements Ledger {
     }
     // A line without its newline was cut by a crash mid-append and was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    return complete.split('\n').flatMap((line) => {
-      if (line.length === 0) return [];
-      try {
-        return [JSON.parse(line) as LedgerEntry];
-      } catch {
-        return []; // a torn write that a later append terminated
-      }
-    });
+    return complete
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as LedgerEntry);
   }
 }
 
-/** Approvals under `<home>/approvals/`: the record, and a decision file created exactly once. */
+/**
+ * Approvals under `<home>/approvals/`: `<id>.json` the record, `<id>.decision.json` the
+ * decision (created exactly once: the local conditional write), `<id>.message.json`
+ * where the request was posted.
+ */
 export class LocalApprovalStore implements ApprovalStore {
   private readonly dir: string;
 
@@ -124,24 +121,30 @@ export class LocalApprovalStore implements ApprovalStore {
     this.dir = home.path('approvals');
   }
 
+  private file(id: string, kind: '' | '.decision' | '.message' = ''): string {
+    return path.join(this.dir, `${id}${kind}.json`);
+  }
+
   async create(record: ApprovalRecord): Promise<void> {
-    const created = await createJsonExclusive(path.join(this.dir, `${record.id}.json`), { ...record, decision: null });
+    const { decision: _decision, message: _message, ...fields } = record;
+    const created = await createJsonExclusive(this.file(record.id), fields);
     if (!created) throw new Error(`approval ${record.id} exists already`);
   }
 
   async get(id: string): Promise<ApprovalRecord | undefined> {
     if (!/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
-    const record = await readJsonIfExists<ApprovalRecord>(path.join(this.dir, `${id}.json`));
+    const record = await readJsonIfExists<Omit<ApprovalRecord, 'decision' | 'message'>>(this.file(id));
     if (!record) return undefined;
-    const decision = await readJsonIfExists<ApprovalDecision>(path.join(this.dir, `${id}.decision.json`));
-    return { ...record, decision: decision ?? null };
+    const message = await readJsonIfExists<ApprovalMessage>(this.file(id, '.message'));
+    const decision = await readJsonIfExists<ApprovalDecision>(this.file(id, '.decision'));
+    return { ...record, message: message ?? null, decision: decision ?? null };
   }
 
   async findByBake(bakeId: string): Promise<ApprovalRecord | undefined> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     let found: ApprovalRecord | undefined;
     for (const name of names) {
-      if (!name.endsWith('.json') || name.endsWith('.decision.json')) continue;
+      if (!/^[A-Za-z0-9_-]+\.json$/.test(name)) continue;
       const record = await this.get(name.slice(0, -'.json'.length));
       if (record?.bakeId === bakeId && (!found || record.createdAt > found.createdAt)) found = record;
     }
@@ -151,14 +154,33 @@ export class LocalApprovalStore implements ApprovalStore {
   async decide(id: string, decision: ApprovalDecision): Promise<ApprovalRecord> {
     const record = await this.get(id);
     if (!record) throw new NotFoundError(`no approval ${id}`);
-    const created = await createJsonExclusive(path.join(this.dir, `${id}.decision.json`), decision);
-    if (!created) {
-      const existing = (await this.get(id))?.decision;
-      throw new AlreadyDecidedError(
-        `approval ${id} (bake ${record.bakeId}) was already ${existing?.outcome ?? 'decided'}${existing ? ` by ${existing.by} at ${existing.at}` : ''}`,
-      );
-    }
-    return { ...record, decision };
+    const created = await createJsonExclusive(this.file(id, '.decision'), decision);
+    if (!created) throw await this.alreadyDecided(id, record.bakeId);
+    // Read again after the decision exists: `renew` checks for it after writing, so this sees its token.
+    return { ...((await this.get(id)) ?? record), decision };
+  }
+
+  async renew(id: string, update: { taskToken: string; expiresAt: string }): Promise<ApprovalRecord> {
+    const record = await this.get(id);
+    if (!record) throw new NotFoundError(`no approval ${id}`);
+    if (record.decision) throw await this.alreadyDecided(id, record.bakeId);
+    const { decision: _decision, message: _message, ...fields } = record;
+    await writeJsonAtomic(this.file(id), { ...fields, ...update });
+    // A decision made meanwhile may hold the old token: report it decided, as the conditional write in AWS would.
+    if (await exists(this.file(id, '.decision'))) throw await this.alreadyDecided(id, record.bakeId);
+    return { ...record, ...update };
+  }
+
+  async setMessage(id: string, message: ApprovalMessage): Promise<void> {
+    if (!(await exists(this.file(id)))) throw new NotFoundError(`no approval ${id}`);
+    await writeJsonAtomic(this.file(id, '.message'), message);
+  }
+
+  private async alreadyDecided(id: string, bakeId: string): Promise<AlreadyDecidedError> {
+    const existing = await readJsonIfExists<ApprovalDecision>(this.file(id, '.decision'));
+    return new AlreadyDecidedError(
+      `approval ${id} (bake ${bakeId}) was already ${existing?.outcome ?? 'decided'}${existing ? ` by ${existing.by} at ${existing.at}` : ''}`,
+    );
   }
 }
 

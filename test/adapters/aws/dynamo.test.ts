@@ -12,7 +12,7 @@ const db = mockClient(client);
 
 const TABLE = 'bakery';
 const RECORD = approvalRecord();
-const { decision: _none, ...STORED } = RECORD;
+const { decision: _none, message: _notYet, ...STORED } = RECORD;
 const ITEM = { pk: `APPROVAL#${RECORD.id}`, sk: 'APPROVAL', ...STORED };
 const DECISION: ApprovalDecision = { outcome: 'approved', by: 'U024BE7LH', at: '2026-11-22T08:00:00.000Z', reason: null };
 const conditionFailed = () =>
@@ -130,6 +130,68 @@ describe('DynamoApprovalStore', () => {
     db.on(GetCommand).resolves({});
 
     await expect(store.decide('apr-none', DECISION)).rejects.toThrow(NotFoundError);
+  });
+
+  it('reads a stored message location back, and null for a record stored before it was posted', async () => {
+    const message = { channel: 'C0RELEASES', ts: '1732262400.000100' };
+    db.on(GetCommand).resolves({ Item: { ...ITEM, message } });
+
+    await expect(store.get(RECORD.id)).resolves.toEqual({ ...RECORD, message });
+  });
+
+  it('hands a retried request the new token and expiry only while undecided', async () => {
+    // Prepare
+    const update = { taskToken: 'token-of-attempt-2', expiresAt: '2026-11-23T08:00:00.000Z' };
+    db.on(UpdateCommand).resolves({ Attributes: { ...ITEM, ...update } });
+
+    // Act
+    const renewed = await store.renew(RECORD.id, update);
+
+    // Assess
+    expect(renewed).toEqual({ ...RECORD, ...update });
+    expect(db).toHaveReceivedCommandWith(UpdateCommand, {
+      TableName: TABLE,
+      Key: { pk: `APPROVAL#${RECORD.id}`, sk: 'APPROVAL' },
+      UpdateExpression: 'SET taskToken = :t, expiresAt = :e',
+      ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#decision)',
+      ExpressionAttributeNames: { '#decision': 'decision' },
+      ExpressionAttributeValues: { ':t': update.taskToken, ':e': update.expiresAt },
+      ReturnValues: 'ALL_NEW',
+    });
+  });
+
+  it('refuses to renew a decided approval, naming the decision', async () => {
+    db.on(UpdateCommand).rejects(conditionFailed());
+    db.on(GetCommand).resolves({ Item: { ...ITEM, decision: DECISION } });
+
+    await expect(store.renew(RECORD.id, { taskToken: 't', expiresAt: 'e' })).rejects.toThrow(
+      new AlreadyDecidedError(
+        `approval ${RECORD.id} (bake ${RECORD.bakeId}) was already approved by U024BE7LH at 2026-11-22T08:00:00.000Z`,
+      ),
+    );
+  });
+
+  it('stores where the request was posted, on an existing record only', async () => {
+    // Prepare
+    const message = { channel: 'C0RELEASES', ts: '1732262400.000100' };
+    db.on(UpdateCommand, { Key: { pk: `APPROVAL#${RECORD.id}`, sk: 'APPROVAL' } })
+      .resolves({})
+      .on(UpdateCommand, { Key: { pk: 'APPROVAL#apr-none', sk: 'APPROVAL' } })
+      .rejects(conditionFailed());
+
+    // Act
+    await store.setMessage(RECORD.id, message);
+
+    // Assess
+    expect(db).toHaveReceivedCommandWith(UpdateCommand, {
+      TableName: TABLE,
+      Key: { pk: `APPROVAL#${RECORD.id}`, sk: 'APPROVAL' },
+      UpdateExpression: 'SET #message = :m',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeNames: { '#message': 'message' },
+      ExpressionAttributeValues: { ':m': message },
+    });
+    await expect(store.setMessage('apr-none', message)).rejects.toThrow(NotFoundError);
   });
 });
 

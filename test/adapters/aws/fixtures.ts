@@ -68,6 +68,7 @@ export function approvalRecord(overrides: Partial<ApprovalRecord> = {}): Approva
       runtime: 'node22 (NodeVersion 22.23.3)',
       validation: { passed: true, cases: 3 },
     },
+    message: null,
     decision: null,
     ...overrides,
   };

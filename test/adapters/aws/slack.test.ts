@@ -3,8 +3,9 @@ import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/clie
 import { type FetchFunction, LogLevel } from '@slack/web-api';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { APPROVE_ACTION, REJECT_ACTION, SlackNotifier } from '../../../src/adapters/aws/slack.ts';
+import { APPROVE_ACTION, REJECT_ACTION, SlackNotifier, signingSecretFrom } from '../../../src/adapters/aws/slack.ts';
 import { BakeryError, TransientBackendError } from '../../../src/errors.ts';
+import { type FakeSlack, startFakeSlack } from '../../helpers/fake-slack.ts';
 import { approvalRecord, TASK_TOKEN } from './fixtures.ts';
 
 // Powertools Parameters builds its own SSMClient: mock every instance of the class.
@@ -160,5 +161,179 @@ describe('SlackNotifier', () => {
       `cannot read the Slack bot token from SSM parameter ${PARAM}`,
     );
     expect(slack.requests).toHaveLength(0);
+  });
+});
+
+describe('SlackNotifier against a fake Slack server', () => {
+  let slack: FakeSlack;
+  const MESSAGE = { channel: 'C0RELEASES', ts: '1732262400.000100' };
+  const decided = (outcome: 'approved' | 'rejected' | 'expired', by = 'U024BE7LH') =>
+    approvalRecord({
+      message: MESSAGE,
+      decision: { outcome, by, at: '2026-11-22T08:00:05.000Z', reason: outcome === 'rejected' ? 'not on a Friday' : null },
+    });
+
+  const notifier = (options: { maxRateLimitWaitSeconds?: number } = {}) =>
+    new SlackNotifier({
+      channel: CHANNEL,
+      tokenParameter: PARAM,
+      readToken: async () => 'xoxb-test-token',
+      clientOptions: { slackApiUrl: slack.apiUrl, retryConfig: { retries: 0 }, logLevel: LogLevel.ERROR },
+      ...options,
+    });
+
+  beforeEach(async () => {
+    slack = await startFakeSlack();
+  });
+
+  afterEach(async () => {
+    await slack.close();
+  });
+
+  it('says where it posted the request, so the message can be updated later', async () => {
+    // Act
+    const posted = await notifier().approvalRequested(approvalRecord());
+
+    // Assess
+    expect(slack.calls('chat.postMessage')).toHaveLength(1);
+    expect(posted).toEqual({ channel: CHANNEL, ts: expect.stringMatching(/^\d+\.\d+$/) });
+  });
+
+  it('updates the message of a retried request instead of posting another', async () => {
+    // Act
+    const posted = await notifier().approvalRequested(approvalRecord({ message: MESSAGE }));
+
+    // Assess
+    expect(posted).toEqual(MESSAGE);
+    expect(slack.calls('chat.postMessage')).toEqual([]);
+    const [update] = slack.calls('chat.update');
+    expect(update?.form.get('channel')).toBe(MESSAGE.channel);
+    expect(update?.form.get('ts')).toBe(MESSAGE.ts);
+    expect(update?.form.get('blocks')).toContain(APPROVE_ACTION);
+  });
+
+  it('updates the request to show the decision, who made it and when, without the buttons', async () => {
+    // Act
+    await notifier().approvalDecided(decided('approved'));
+
+    // Assess
+    expect(slack.calls('chat.postMessage')).toEqual([]);
+    const [update] = slack.calls('chat.update');
+    expect(update?.form.get('ts')).toBe(MESSAGE.ts);
+    const blocks = update?.form.get('blocks') ?? '';
+    expect(blocks).not.toContain(APPROVE_ACTION);
+    expect(blocks).not.toContain(REJECT_ACTION);
+    const at = Date.parse('2026-11-22T08:00:05.000Z') / 1000;
+    expect(blocks).toContain(
+      `:white_check_mark: *Approved* by <@U024BE7LH> <!date^${at}^{date_short_pretty} {time}|2026-11-22T08:00:05.000Z>`,
+    );
+    // The summary the approver signed off stays on the message.
+    expect(blocks).toContain(approvalRecord().summary.layer.sha256Hex);
+    expect(decodeURIComponent(update?.form.toString() ?? '')).not.toContain(TASK_TOKEN);
+  });
+
+  it('shows a rejection with its reason, and an expiry', async () => {
+    await notifier().approvalDecided(decided('rejected'));
+    await notifier().approvalDecided(decided('expired', 'bakery'));
+
+    const [rejected, expired] = slack.calls('chat.update').map((r) => r.form.get('blocks') ?? '');
+    expect(rejected).toContain(':no_entry: *Rejected* by <@U024BE7LH>');
+    expect(rejected).toContain(': not on a Friday');
+    expect(expired).toContain(':hourglass: *Expired*');
+    expect(expired).toContain('nothing was released');
+    expect(expired).not.toContain(APPROVE_ACTION);
+  });
+
+  it('posts the outcome as a new message when the request is gone', async () => {
+    // Prepare
+    slack.script('chat.update', { json: { ok: false, error: 'message_not_found' } });
+
+    // Act
+    await notifier().approvalDecided(decided('approved'));
+
+    // Assess
+    expect(slack.calls('chat.update')).toHaveLength(1);
+    expect(slack.calls('chat.postMessage').map((r) => r.form.get('text'))).toEqual([
+      ':white_check_mark: Bake *hello-20261122T073000-3f9a* approved by <@U024BE7LH>',
+    ]);
+  });
+
+  it('tells one user privately, in the channel they clicked in', async () => {
+    await notifier().tell({ channel: 'C0RELEASES', user: 'U0MALLORY' }, 'You are not an approver.');
+
+    const [ephemeral] = slack.calls('chat.postEphemeral');
+    expect(Object.fromEntries(ephemeral?.form ?? [])).toMatchObject({
+      channel: 'C0RELEASES',
+      user: 'U0MALLORY',
+      text: 'You are not an approver.',
+    });
+  });
+
+  it('waits out a rate limit for the Retry-After Slack names, then retries once', async () => {
+    // Prepare
+    slack.script('chat.update', { status: 429, headers: { 'retry-after': '1' } });
+
+    // Act
+    await notifier().approvalDecided(decided('approved'));
+
+    // Assess
+    const calls = slack.calls('chat.update');
+    expect(calls).toHaveLength(2);
+    const waited = (calls[1]?.at ?? 0) - (calls[0]?.at ?? 0);
+    expect(waited).toBeGreaterThanOrEqual(990);
+    expect(waited).toBeLessThan(3000);
+  });
+
+  it('does not sit out a long rate limit: TransientBackendError naming the wait, for the ASL to retry', async () => {
+    // Prepare
+    slack.script('chat.postMessage', { status: 429, headers: { 'retry-after': '30' } });
+    const started = performance.now();
+
+    // Act
+    const post = notifier({ maxRateLimitWaitSeconds: 10 }).bakeFailed({ bakeId: 'b', state: 'Validate', error: 'E', cause: '' });
+
+    // Assess
+    await expect(post).rejects.toThrow(TransientBackendError);
+    await expect(post).rejects.toThrow('rate limited: retry after 30 s');
+    expect(slack.calls('chat.postMessage')).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('gives up after the rate-limit retries it allows', async () => {
+    slack.script('chat.postEphemeral', ...Array.from({ length: 5 }, () => ({ status: 429, headers: { 'retry-after': '0' } })));
+
+    await expect(notifier().tell({ channel: 'C1', user: 'U1' }, 'hi')).rejects.toThrow(TransientBackendError);
+    expect(slack.calls('chat.postEphemeral')).toHaveLength(3);
+  });
+
+  it('explains invalid_auth from the real HTTP API as a bad bot token', async () => {
+    slack.script('chat.update', { json: { ok: false, error: 'invalid_auth' } });
+
+    const update = notifier().approvalDecided(decided('approved'));
+
+    await expect(update).rejects.toBeInstanceOf(BakeryError);
+    await expect(update).rejects.toThrow(`Slack rejected the bot token (invalid_auth): check the SSM parameter ${PARAM}`);
+  });
+});
+
+describe('signingSecretFrom', () => {
+  it('reads the signing secret by parameter name, decrypted', async () => {
+    const names: string[] = [];
+    const read = signingSecretFrom('/bakery/dev/slack-signing-secret', async (name) => {
+      names.push(name);
+      return 's3cr3t';
+    });
+
+    await expect(read()).resolves.toBe('s3cr3t');
+    expect(names).toEqual(['/bakery/dev/slack-signing-secret']);
+  });
+
+  it('fails clearly when the parameter is empty or unreadable', async () => {
+    await expect(signingSecretFrom('/p', async () => undefined)()).rejects.toThrow('SSM parameter /p holds no Slack signing secret');
+    await expect(
+      signingSecretFrom('/p', async () => {
+        throw new Error('AccessDenied');
+      })(),
+    ).rejects.toThrow('cannot read the Slack signing secret from SSM parameter /p: AccessDenied');
   });
 });

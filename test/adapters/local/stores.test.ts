@@ -183,6 +183,7 @@ describe('local backend stores', () => {
         runtime: 'r',
         validation: { passed: true, cases: 1 },
       },
+      message: null,
       decision: null,
     };
 
@@ -200,6 +201,33 @@ describe('local backend stores', () => {
       const winner = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<ApprovalRecord>).value;
       expect(stored?.decision).toEqual(winner.decision);
       await expect(approvals.findByBake('hello-1')).resolves.toMatchObject({ id: 'apr-1' });
+    });
+
+    it('keeps where the request was posted, and finds the record by bake with it', async () => {
+      const approvals = new LocalApprovalStore(home);
+      await approvals.create(record);
+
+      await approvals.setMessage('apr-1', { channel: 'C1', ts: '1.5' });
+
+      await expect(approvals.get('apr-1')).resolves.toEqual({ ...record, message: { channel: 'C1', ts: '1.5' } });
+      await expect(approvals.findByBake('hello-1')).resolves.toMatchObject({ id: 'apr-1', message: { channel: 'C1', ts: '1.5' } });
+      await expect(approvals.setMessage('apr-none', { channel: 'C1', ts: '1' })).rejects.toThrow('no approval apr-none');
+    });
+
+    it('renews an undecided record with a new token, and a decision then carries that token', async () => {
+      // Prepare
+      const approvals = new LocalApprovalStore(home);
+      await approvals.create(record);
+
+      // Act
+      const renewed = await approvals.renew('apr-1', { taskToken: 'RequestApproval-retry', expiresAt: '2026-01-03T00:00:00.000Z' });
+      const decided = await approvals.decide('apr-1', { outcome: 'approved', by: 'a', at: '2026-01-01T02:00:00.000Z', reason: null });
+
+      // Assess
+      expect(renewed).toMatchObject({ taskToken: 'RequestApproval-retry', expiresAt: '2026-01-03T00:00:00.000Z', decision: null });
+      expect(decided.taskToken).toBe('RequestApproval-retry');
+      await expect(approvals.renew('apr-1', { taskToken: 'x', expiresAt: 'y' })).rejects.toThrow(AlreadyDecidedError);
+      expect((await approvals.get('apr-1'))?.taskToken).toBe('RequestApproval-retry');
     });
   });
 
