@@ -2,9 +2,9 @@ import { parseBakeRequest, requireKeys } from './contracts.ts';
 import { type ApprovalInput, requestApproval } from './cores/approval.ts';
 import { startImageBuild } from './cores/image.ts';
 import { publishLayer } from './cores/layer.ts';
+import { resolveBakeTask } from './cores/patch.ts';
 import { type BakeState, recordFailure, recordSuccess } from './cores/record.ts';
 import { release, shiftTraffic, undoRelease } from './cores/release.ts';
-import { resolveBake } from './cores/resolve.ts';
 import { validateVersions } from './cores/validate.ts';
 import { publishVersions } from './cores/version.ts';
 import type {
@@ -20,6 +20,7 @@ import type {
   LayerRegistry,
   Ledger,
   Notifier,
+  PatchResolver,
   PublishedLayer,
   PublishedVersions,
   RecipeCatalog,
@@ -43,6 +44,8 @@ export interface Deps {
   callbacks: TaskCallbacks;
   ledger: Ledger;
   alarms: AlarmMonitor;
+  /** The newest runtime patch and base image, for scheduled patch rebuilds (and wildcard base images). */
+  patches: PatchResolver;
   clock: Clock;
   ids: IdSource;
 }
@@ -52,7 +55,7 @@ export interface Deps {
  * handler and the local runner call exactly these, with AWS or local ports.
  */
 export const TASKS = {
-  resolveBake: (payload: unknown, deps: Deps) => resolveBake(parseBakeRequest(payload), deps),
+  resolveBake: (payload: unknown, deps: Deps) => resolveBakeTask(parseBakeRequest(payload), deps),
   buildImage: (payload: unknown, deps: Deps) =>
     startImageBuild(requireKeys<{ bake: ResolvedBake; taskToken: string }>(payload, ['bake', 'taskToken'], 'buildImage'), deps),
   publishLayer: (payload: unknown, deps: Deps) =>

@@ -4,7 +4,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import type { LocalDeps } from '../adapters/local/index.ts';
 import { decideApproval } from '../cores/approval.ts';
 import type { BakeState } from '../cores/record.ts';
-import type { ArtefactRef, BakeRequest, Json } from '../ports.ts';
+import type { ArtefactRef, BakeRequest, Json, ResolvedBake } from '../ports.ts';
 import { TASKS } from '../tasks.ts';
 import { loadDefinition, tasksOf } from './asl.ts';
 
@@ -28,6 +28,9 @@ export type ReleasedState = BakeState & { record: { bakeId: string; manifest: Ar
 export type RunOutcome =
   | { status: 'succeeded'; bakeId: string; output: ReleasedState }
   | { status: 'failed'; bakeId: string | null; state: string; error: string; cause: string };
+
+/** A scheduled bake that found nothing new: it ended in the UpToDate state, having built and published nothing. */
+export type UpToDateOutcome = { status: 'upToDate'; bakeId: string; output: BakeState & { bake: ResolvedBake } };
 
 /** An error whose `name` is what the ASL's Retry/Catch will match. */
 export function namedError(name: string, message: string): Error {
@@ -78,10 +81,16 @@ function withStateInputTimeouts(definition: Record<string, unknown>): {
 
 function detail(state: string, output: BakeState): string {
   switch (state) {
-    case 'ResolveBake':
-      return output.bake
-        ? `bake ${output.bake.bakeId}, recipe ${output.bake.recipe.name}, ${output.bake.functions.length} function(s)`
-        : '';
+    case 'ResolveBake': {
+      const bake = output.bake;
+      if (!bake) return '';
+      const patched = (bake.patched ?? []).map((p) => `${p.field} ${p.from ?? '(none)'} → ${p.to}`);
+      return [
+        `bake ${bake.bakeId}, recipe ${bake.recipe.name}, ${bake.functions.length} function(s)`,
+        ...(patched.length ? [`newest patch: ${patched.join(', ')}`] : []),
+        ...(bake.upToDate ? [`up to date: same bake key and code as the live release of ${(bake.upToDateWith ?? []).join(', ')}`] : []),
+      ].join('; ');
+    }
     case 'BuildImage':
       return output.image
         ? `bake key ${output.image.bakeKey.slice(0, 12)}…${output.image.cacheHit ? ', cache hit: reused the earlier build' : ''}`
@@ -127,8 +136,25 @@ function detail(state: string, output: BakeState): string {
  * Run `statemachines/bake.asl.json` in-process with aws-local-stepfunctions, each Task
  * mapped (through the function it invokes) to the same core its Lambda handler calls.
  * Callback tasks get a local task token and wait until it is settled, as in AWS.
+ * A bake released or failed; only a scheduled one can end up to date (see {@link runScheduledBake}).
  */
 export async function runBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome> {
+  const outcome = await execute(request, options);
+  if (outcome.status === 'upToDate') {
+    throw new Error(`bake ${outcome.bakeId} ended up to date, which only a scheduled bake can: run it with runScheduledBake`);
+  }
+  return outcome;
+}
+
+/**
+ * Run a bake triggered as `schedule` (the patch rebuild): like {@link runBake}, but it
+ * may also end as `upToDate` when its bake key and code equal what is live.
+ */
+export function runScheduledBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
+  return execute(request, options);
+}
+
+async function execute(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
   const { deps } = options;
   const write = options.write ?? (() => {});
   const fileDefinition = await loadDefinition(options.definitionFile);
@@ -230,6 +256,10 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
   try {
     const output = (await execution.result) as unknown as ReleasedState;
     await progress;
+    // The UpToDate state ends the execution right after ResolveBake: no record, nothing published.
+    if (output.bake?.upToDate === true && output.record === undefined) {
+      return { status: 'upToDate', bakeId: output.bake.bakeId, output: output as BakeState & { bake: ResolvedBake } };
+    }
     return { status: 'succeeded', bakeId: output.record.bakeId, output };
   } catch (error) {
     await progress.catch(() => undefined);

@@ -37,6 +37,7 @@ describe('buildAwsDeps', () => {
         'layers',
         'ledger',
         'notifier',
+        'patches',
         'recipes',
         'sources',
       ].sort(),

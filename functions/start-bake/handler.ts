@@ -1,0 +1,49 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import { S3EventNotificationEventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/s3';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { createTriggerDeps, type TriggerDeps } from '../../src/adapters/aws/triggers.ts';
+import { type StartOutcome, startS3Bake } from '../../src/cores/trigger.ts';
+import { logger } from '../../src/lambda.ts';
+
+/** S3's "Object Created" event as EventBridge delivers it (note `detail.object.version-id`). */
+export const ObjectCreatedEventSchema = S3EventNotificationEventBridgeSchema.extend({
+  source: z.literal('aws.s3'),
+  'detail-type': z.literal('Object Created'),
+});
+
+export type ObjectCreatedEvent = z.output<typeof ObjectCreatedEventSchema>;
+
+/**
+ * The target of the EventBridge rule on uploads to the source bucket (not a
+ * state-machine task): start the bake of the uploaded object under a name derived from
+ * its bucket, key and version. An event delivered twice finds the execution the first
+ * one started, logs that, and succeeds: one object version, one bake. Other errors are
+ * logged and rethrown, so Lambda retries the event.
+ */
+export function startBakeHandler(deps: () => Pick<TriggerDeps, 'starter'>) {
+  return middy<ObjectCreatedEvent, StartOutcome, Error, Context>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(parser({ schema: ObjectCreatedEventSchema }))
+    .use({
+      onError: async (request) => {
+        logger.error('starting the bake failed', { error: request.error ?? undefined });
+      },
+    })
+    .handler(async (event) => {
+      const { bucket, object } = event.detail;
+      logger.appendKeys({ handler: 'startBake', eventId: event.id, bucket: bucket.name, key: object.key });
+      const outcome = await startS3Bake(
+        { bucket: bucket.name, key: object.key, versionId: object['version-id'] ?? null, sequencer: object.sequencer ?? null },
+        deps(),
+      );
+      if (outcome.started) logger.info('bake started', { ...outcome });
+      else logger.info('bake already running or done: this object version was started before', { ...outcome });
+      return outcome;
+    });
+}
+
+/** The S3 trigger, on the AWS adapters. */
+export const handler = startBakeHandler(createTriggerDeps);

@@ -1,0 +1,108 @@
+import { ListObjectVersionsCommand, type ListObjectVersionsCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { BakeRequest, BakeStarter, SourceCatalog, SourceObject } from '../../ports.ts';
+import { s3Client, sfnClient } from './clients.ts';
+import { fromEnv, resolveSetting, type Setting } from './config.ts';
+import { callAws, hasName } from './errors.ts';
+
+/**
+ * Starts bakes as executions of the bake state machine, named by the caller. Step
+ * Functions keeps a Standard execution's name for 90 days after it ends: a second start
+ * with the same name and the same input while it runs returns that execution (the call
+ * is idempotent), and any other second start fails with ExecutionAlreadyExists. Both
+ * mean the bake was started already.
+ */
+export class SfnBakeStarter implements BakeStarter {
+  private readonly client: SFNClient;
+  private readonly stateMachineArn: Setting;
+
+  constructor(options: { stateMachineArn: Setting; client?: SFNClient }) {
+    this.client = options.client ?? sfnClient;
+    this.stateMachineArn = options.stateMachineArn;
+  }
+
+  async start(name: string, request: BakeRequest): Promise<{ started: boolean; executionArn: string | null }> {
+    const stateMachineArn = resolveSetting(this.stateMachineArn);
+    try {
+      const out = await callAws(`StartExecution ${name}`, () =>
+        this.client.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(request) })),
+      );
+      // An idempotent start of a running execution returns its (old) start date; a new one is
+      // indistinguishable from it here, and for the caller both mean "the bake runs".
+      return { started: true, executionArn: out.executionArn ?? null };
+    } catch (error) {
+      if (hasName(error, 'ExecutionAlreadyExists')) {
+        return { started: false, executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}` };
+      }
+      throw error;
+    }
+  }
+}
+
+/**
+ * The current version of every `.zip` under a prefix of the (versioned) source bucket:
+ * ListObjectVersions, keeping the versions marked latest. A key whose latest version is
+ * a delete marker has none, so a deleted source is not rebuilt.
+ */
+export class S3SourceCatalog implements SourceCatalog {
+  private readonly client: S3Client;
+
+  constructor(options: { client?: S3Client } = {}) {
+    this.client = options.client ?? s3Client;
+  }
+
+  async latest(bucket: string, prefix: string): Promise<SourceObject[]> {
+    const out: SourceObject[] = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    do {
+      const page: ListObjectVersionsCommandOutput = await callAws(`ListObjectVersions s3://${bucket}/${prefix}`, () =>
+        this.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: bucket,
+            Prefix: prefix,
+            ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+            ...(versionIdMarker === undefined ? {} : { VersionIdMarker: versionIdMarker }),
+          }),
+        ),
+      );
+      for (const version of page.Versions ?? []) {
+        if (!version.IsLatest || !version.Key?.toLowerCase().endsWith('.zip')) continue;
+        // "null" is the version id S3 gives objects written before versioning was enabled.
+        const versionId = version.VersionId && version.VersionId !== 'null' ? version.VersionId : null;
+        out.push({ bucket, key: version.Key, versionId });
+      }
+      const more = page.IsTruncated === true;
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      versionIdMarker = more ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    return out;
+  }
+}
+
+/** The ports of the S3 trigger and the scheduled rebuild (not state-machine tasks). */
+export interface TriggerDeps {
+  starter: BakeStarter;
+  catalog: SourceCatalog;
+  clock: { now(): Date };
+  /** Where the scheduled rebuild looks for sources; read on first use. */
+  source: { bucket: () => string; prefix: () => string };
+}
+
+/** The trigger ports on their AWS adapters; settings are read on first use, as for the tasks. */
+export function buildTriggerDeps(env: NodeJS.ProcessEnv = process.env): TriggerDeps {
+  return {
+    starter: new SfnBakeStarter({ stateMachineArn: fromEnv('STATE_MACHINE_ARN', env) }),
+    catalog: new S3SourceCatalog(),
+    clock: { now: () => new Date() },
+    source: { bucket: fromEnv('SOURCE_BUCKET', env), prefix: fromEnv('SOURCE_PREFIX', env) },
+  };
+}
+
+let memo: TriggerDeps | undefined;
+
+/** The triggers' composition, built once per Lambda container. */
+export function createTriggerDeps(): TriggerDeps {
+  memo ??= buildTriggerDeps();
+  return memo;
+}
