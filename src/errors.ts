@@ -164,6 +164,17 @@ export class AliasConflictError extends BakeryError {
   }
 }
 
+/**
+ * A CloudWatch alarm named in the spec's gradual release was in ALARM (or gone) between
+ * two traffic steps: the aliases were moved back to the previous version.
+ */
+export class CanaryAlarmError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'CanaryAlarmError';
+  }
+}
+
 /** A backend call failed in a way worth retrying (throttling, 5xx, a lost connection). */
 export class TransientBackendError extends BakeryError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -204,6 +215,7 @@ export const ERROR_NAMES: readonly string[] = [
   ApprovalExpiredError,
   NotAnApproverError,
   AliasConflictError,
+  CanaryAlarmError,
   TransientBackendError,
 ].map((ErrorClass) => new ErrorClass('probe').name);
 

@@ -61,7 +61,11 @@ export interface ResolvedFunction {
   environment: Record<string, string>;
   alias: string;
   /** The function's code, zipped reproducibly and staged as an artefact. */
-  code: ArtefactRef & { sha256Base64: string };
+  code: ArtefactRef & {
+    sha256Base64: string;
+    /** Bytes once extracted (Lambda's 250 MB limit); absent in bakes resolved before it was recorded. */
+    unzippedSize?: number;
+  };
 }
 
 /** Output of ResolveBake, kept at `$.bake` for the whole execution. */
@@ -169,9 +173,35 @@ export interface AliasMove {
   changed: boolean;
 }
 
-/** Output of Release (`$.release`). */
+/** One traffic step of a gradual release: `weight` percent on the new version for `seconds`. */
+export interface TrafficStep {
+  weight: number;
+  seconds: number;
+}
+
+/**
+ * A gradual release under way: each alias stays on its previous version (`from`) and
+ * sends `steps[step].weight` percent to the new one (`to`) through its routing weights,
+ * until the last step's wait is over and the alias moves to `to` outright (`done`).
+ */
+export interface GradualRelease {
+  /** Index in `steps` of the weight that is live now. */
+  step: number;
+  steps: TrafficStep[];
+  /** CloudWatch alarms checked before every further step; one in ALARM moves everything back. */
+  alarms: string[];
+  /** How long the state machine waits before the next check (its Wait state's SecondsPath); 0 when done. */
+  waitSeconds: number;
+  done: boolean;
+  /** The aliases being shifted, with the revision of bakery's last move: the next move's compare-and-swap. */
+  functions: Array<{ name: string; alias: string; from: string; to: string; revisionId: string }>;
+}
+
+/** Output of Release (`$.release`), and of each ShiftTraffic step. */
 export interface ReleaseResult {
   functions: AliasMove[];
+  /** Null when everything moved at once (no `release.steps` in the spec, or nothing to shift from). */
+  gradual: GradualRelease | null;
 }
 
 // ---------------------------------------------------------------- ports
@@ -227,6 +257,38 @@ export interface ImageBuilder {
   start(request: ImageBuildStart): Promise<{ buildId: string }>;
 }
 
+/** The task token a running image build resumes, as {@link ImageBuilder.start} parked it. */
+export interface ImageBuildTicket {
+  /** The build's id (the image build version ARN in AWS). */
+  buildId: string;
+  bakeId: string;
+  bakeKey: string;
+  recipe: string;
+  taskToken: string;
+  createdAt: string;
+  documents: Array<{ path: string; sha256Hex: string }>;
+  parameters: Record<string, string>;
+  /** Set once an outcome was claimed for sending; a ticket is resumed at most once. */
+  done: { status: string; at: string; claim: string } | null;
+}
+
+/** Task tokens of running image builds, by build id (a DynamoDB item in AWS). */
+export interface ImageBuildTokens {
+  find(buildId: string): Promise<ImageBuildTicket | undefined>;
+  /** Mark the ticket done before resuming; false when it already was (a duplicate event). */
+  markDone(buildId: string, done: { status: string; at: string; claim: string }): Promise<boolean>;
+  /** Undo {@link markDone} of `claim`, so a retry can resume the task after all. */
+  release(buildId: string, claim: string): Promise<void>;
+}
+
+/** What a finished image build left behind (the zipped runtime tree its test phase uploaded). */
+export interface ImageBuildOutputs {
+  /** The runtime zip, or why there is none; throws only on failures worth retrying. */
+  runtime(buildId: string): Promise<{ found: true; ref: ArtefactRef; details: Record<string, string> } | { found: false; reason: string }>;
+  /** Why a build failed, as the builder reports it (null when it says nothing). */
+  failureReason(buildId: string): Promise<string | null>;
+}
+
 export interface LayerPublishInput {
   name: string;
   description: string;
@@ -237,10 +299,24 @@ export interface LayerPublishInput {
   architectures: string[];
 }
 
+/** A layer version and what Lambda lets it be attached to (an empty list declares no constraint). */
+export interface LayerVersionDetails extends LayerVersionInfo {
+  compatibleRuntimes: string[];
+  architectures: string[];
+}
+
 export interface LayerRegistry {
   findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined>;
   publish(input: LayerPublishInput): Promise<LayerVersionInfo>;
   get(arn: string): Promise<LayerVersionInfo | undefined>;
+  /** The version with its compatible runtimes and architectures; undefined when there is no such version. */
+  describe(arn: string): Promise<LayerVersionDetails | undefined>;
+  /** Write the version's zip to `file` (downloaded from Lambda in AWS); false when there is no such version. */
+  download(arn: string, file: string): Promise<boolean>;
+  /** Every version the layer has now; empty when there is no such layer. */
+  listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>>;
+  /** Delete one version (gone already is fine). A deleted version's number is never given out again. */
+  deleteVersion(arn: string): Promise<void>;
 }
 
 export interface FunctionVersionInput {
@@ -270,8 +346,11 @@ export interface FunctionVersionInfo {
 export interface AliasInfo {
   name: string;
   alias: string;
+  /** The primary version. */
   version: string;
   revisionId: string;
+  /** Routing weights (Lambda's AdditionalVersionWeights): other version → share of traffic in (0, 1). Empty: all on `version`. */
+  weights: Record<string, number>;
 }
 
 export interface FunctionRegistry {
@@ -283,9 +362,24 @@ export interface FunctionRegistry {
    * Point `alias` at `version`. `expectedRevisionId` is the revision read before
    * (null: the alias must not exist yet); a concurrent change fails with AliasConflictError.
    */
-  setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo>;
+  setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    /** Routing weights to set (a gradual release); omitted or empty: all traffic on `version`. */
+    weights?: Record<string, number>,
+  ): Promise<AliasInfo>;
   /** Remove an alias a release created, only if it is still at `expectedRevisionId` (AliasConflictError otherwise). */
   deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void>;
+  /** Every version of the function, `$LATEST` included where there is one; empty when there is no such function. */
+  listVersions(name: string): Promise<FunctionVersionInfo[]>;
+  /** Every alias of the function; empty when there is no such function. */
+  listAliases(name: string): Promise<AliasInfo[]>;
+  /** Write the code zip of a numbered version to `file`; false when there is no such version. */
+  downloadCode(name: string, version: string, file: string): Promise<boolean>;
+  /** Delete a numbered version (never `$LATEST`); AliasConflictError when an alias points at it. Gone already is fine. */
+  deleteVersion(name: string, version: string): Promise<void>;
 }
 
 export type InvokeOutcome =
@@ -358,6 +452,38 @@ export interface ApprovalStore {
   setMessage(id: string, message: ApprovalMessage): Promise<void>;
 }
 
+export type AlarmState = 'OK' | 'ALARM' | 'INSUFFICIENT_DATA';
+
+/** The state of named alarms (CloudWatch in AWS, a file in the state directory locally). */
+export interface AlarmMonitor {
+  /** Every name asked for, with its state; `null` when no such alarm exists. */
+  states(names: string[]): Promise<Array<{ name: string; state: AlarmState | null }>>;
+}
+
+export interface DriftDifference {
+  /** What differs: `alias`, `alias.version`, `alias.weights`, `version`, `layers`, `runtime`, `handler`, `environment.names`, `codeSha256`. */
+  field: string;
+  expected: Json;
+  live: Json;
+}
+
+export interface FunctionDrift {
+  name: string;
+  alias: string;
+  /** The bake whose manifest says what should be live (the last release or rollback). */
+  bakeId: string | null;
+  expectedVersion: string;
+  liveVersion: string | null;
+  differences: DriftDifference[];
+}
+
+/** What `bakery drift` and the scheduled drift check find. */
+export interface DriftReport {
+  checkedAt: string;
+  drifted: boolean;
+  functions: FunctionDrift[];
+}
+
 /** Tells people what is happening (Slack in AWS, the terminal locally). */
 export interface Notifier {
   /** Ask the approvers; says where the request was posted when it can be updated later (null otherwise). */
@@ -365,6 +491,8 @@ export interface Notifier {
   /** Show the outcome (approved, rejected or expired), on the request's own message where there is one. */
   approvalDecided(record: ApprovalRecord): Promise<void>;
   bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void>;
+  /** What is live differs from the release manifests (the scheduled drift check). */
+  driftFound(report: DriftReport): Promise<void>;
 }
 
 export type LedgerEntry =
@@ -385,9 +513,25 @@ export type LedgerEntry =
       error: string;
       cause: string;
       manifest: ArtefactRef | null;
+      /** The functions of the bake's spec, when it was resolved (absent in entries written before it was recorded). */
+      functions?: string[];
+    }
+  | {
+      /** `bakery rollback`: an alias moved back to a version an earlier bake released. */
+      type: 'rolledBack';
+      /** The bake that released the version the alias is back on. */
+      bakeId: string | null;
+      at: string;
+      by: string;
+      name: string;
+      alias: string;
+      from: string;
+      to: string;
+      /** Routing weights the alias had before (a gradual release cut short); empty when none. */
+      fromWeights: Record<string, number>;
     };
 
-/** Append-only record of every release and failure. */
+/** Append-only record of every release, failure and rollback. */
 export interface Ledger {
   append(entry: LedgerEntry): Promise<void>;
   list(): Promise<LedgerEntry[]>;

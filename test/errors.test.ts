@@ -83,11 +83,14 @@ describe.each(definitions)('%s', (_file, definition) => {
   it('catches every failure of every Task into RecordFailure, in $.errors.<State>', () => {
     for (const [name, state] of taskStates(definition)) {
       if (name === 'RecordFailure') continue;
-      // A failure to record a release that happened first undoes the release.
-      const next = name === 'RecordSuccess' ? 'UndoRelease' : 'RecordFailure';
+      // A release that happened (or a gradual one under way) is undone before the failure is recorded;
+      // a CanaryAlarmError has moved every alias back already.
+      const next = name === 'RecordSuccess' || name === 'ShiftTraffic' ? 'UndoRelease' : 'RecordFailure';
+      const specific =
+        name === 'ShiftTraffic' ? [{ ErrorEquals: ['CanaryAlarmError'], ResultPath: `$.errors.${name}`, Next: 'RecordFailure' }] : [];
       expect({ name, catch: state.Catch }).toEqual({
         name,
-        catch: [{ ErrorEquals: ['States.ALL'], ResultPath: `$.errors.${name}`, Next: next }],
+        catch: [...specific, { ErrorEquals: ['States.ALL'], ResultPath: `$.errors.${name}`, Next: next }],
       });
     }
     expect((definition.States.UndoRelease as State & { Next?: string }).Next).toBe('RecordFailure');

@@ -18,7 +18,12 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
+<<<<<<< /tmp/fix/src/cli/program.ts
+import { addIntegrityCommands } from './integrity.ts';
+import { addReleaseCommands } from './releases.ts';
+=======
 import { addSlackCommands } from './slack.ts';
+>>>>>>> /tmp/fix/src/cli/program.ts.theirs
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -114,8 +119,8 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
       `
 Environment:
   BAKERY_HOME     state directory of the local backend (default: ./.bakery)
-  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject use the deployed
-                  stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
+  BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject/rollback/history/drift
+                  use the deployed stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
 
 Exit codes:
   ${ExitCodes.Success}  success
@@ -259,6 +264,15 @@ Exit codes:
       }
     });
 
+  addIntegrityCommands(program, {
+    line,
+    err: io.err,
+    backendDeps,
+    fail: () => {
+      throw new ExitError(ExitCodes.Failed);
+    },
+  });
+
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
     const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());
     line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
@@ -279,11 +293,23 @@ Exit codes:
     .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
     .action(decide('rejected'));
 
+<<<<<<< /tmp/fix/src/cli/program.ts
+  addReleaseCommands(program, {
+    line,
+    backendDeps,
+    localDeps: (create) => deps({ create }),
+    requireLocal,
+    user: whoami(io.env),
+    fail: () => {
+      throw new ExitError(ExitCodes.Failed);
+    },
+=======
   addSlackCommands(program, {
     line,
     requireLocal,
     settings: () => readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ create: false }),
+>>>>>>> /tmp/fix/src/cli/program.ts.theirs
   });
 
   /** Parse and run; resolves to the exit code. */

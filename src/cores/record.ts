@@ -7,15 +7,21 @@ import type {
   ArtefactStore,
   BuiltImage,
   Clock,
+  FunctionRegistry,
   Ledger,
   Notifier,
   PublishedLayer,
   PublishedVersions,
   ReleaseResult,
   ResolvedBake,
+  Trigger,
   ValidationReport,
 } from '../ports.ts';
+<<<<<<< /tmp/fix/src/cores/record.ts
+import { extraLayers } from './limits.ts';
+=======
 import { expireApproval } from './approval.ts';
+>>>>>>> /tmp/fix/src/cores/record.ts.theirs
 import { validationReportKey } from './validate.ts';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -32,17 +38,68 @@ export interface PinManifest {
   build: BuiltImage['buildRecord'] | null;
   imageArn: string | null;
   layer: Omit<PublishedLayer, 'reused'> | null;
-  functions: Array<{ name: string; version: string; codeSha256: string; alias: string }>;
+  functions: ManifestFunction[];
   validation: ValidationReport | null;
-  approval: ApprovalResult | null;
+  approval: ManifestApproval | null;
   release: ReleaseResult | null;
+  /** Each function's alias before and after the bake (absent in manifests written before it). */
+  aliases?: ManifestAlias[];
   failure: { state: string; error: string; cause: string } | null;
+}
+
+/**
+ * Who decided the approval and when: as the state carries it when approved, or as the
+ * approval store recorded it for a bake that failed (rejected, expired, or failed later).
+ */
+export type ManifestApproval =
+  | ApprovalResult
+  | { approvalId: string; decision: 'approved' | 'rejected' | 'expired'; by: string; at: string; reason: string | null };
+
+/** Where an alias pointed before the bake and after it (null: no such alias). */
+export interface ManifestAlias {
+  name: string;
+  alias: string;
+  before: string | null;
+  after: string | null;
+  /** Why `after` is unknown, when the alias could not be read as the failure was recorded. */
+  unread?: string;
+}
+
+/**
+ * A function version as the bake published it. The configuration fields are what
+ * `bakery drift` compares with what is live (absent in manifests written before them).
+ */
+export interface ManifestFunction {
+  name: string;
+  version: string;
+  codeSha256: string;
+  alias: string;
+  handler?: string;
+  runtime?: string;
+  layers?: string[];
+  /** Names only: values may be secrets, and drift is about what was changed by hand. */
+  environmentNames?: string[];
+}
+
+function manifestFunctions(state: BakeState): ManifestFunction[] {
+  return (state.versions?.functions ?? []).map((published) => {
+    const resolved = state.bake?.functions.find((f) => f.name === published.name);
+    return {
+      ...published,
+      ...(resolved ? { handler: resolved.handler, environmentNames: Object.keys(resolved.environment).sort() } : {}),
+      ...(state.bake ? { runtime: state.bake.recipe.runtime } : {}),
+      // Exactly what PublishVersion attached (and checked): the runtime layer, then the spec's extra layers.
+      ...(state.layer ? { layers: [state.layer.arn, ...(state.bake ? extraLayers(state.bake, published.name).arns : [])] } : {}),
+    };
+  });
 }
 
 /** The accumulated execution state, as the ASL hands it to the record states. */
 export interface BakeState {
   /** The bake id the execution was started with (the CLI and the S3 trigger set it), before ResolveBake ran. */
   bakeId?: string;
+  /** What started the execution (its input), before ResolveBake ran. */
+  trigger?: Trigger;
   bake?: ResolvedBake;
   image?: BuiltImage;
   layer?: PublishedLayer;
@@ -56,23 +113,30 @@ export interface BakeState {
   errors?: Record<string, StatesError>;
 }
 
-function manifestOf(state: BakeState, status: PinManifest['status'], at: Date, failure: PinManifest['failure']): PinManifest {
+function manifestOf(
+  state: BakeState,
+  status: PinManifest['status'],
+  at: Date,
+  failure: PinManifest['failure'],
+  recorded: { approval: ManifestApproval | null; aliases: ManifestAlias[] },
+): PinManifest {
   const layer = state.layer ? (({ reused: _reused, ...rest }) => rest)(state.layer) : null;
   return {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
     bakeId: state.bake?.bakeId ?? state.bakeId ?? 'unknown',
     status,
     recordedAt: at.toISOString(),
-    trigger: state.bake?.trigger ?? null,
+    trigger: state.bake?.trigger ?? state.trigger ?? null,
     recipe: state.bake?.recipe ?? null,
     bakeKey: state.image?.bakeKey ?? null,
     build: state.image?.buildRecord ?? null,
     imageArn: state.image?.imageArn ?? null,
     layer,
-    functions: state.versions?.functions ?? [],
+    functions: manifestFunctions(state),
     validation: state.validation ?? null,
-    approval: state.approval ?? null,
+    approval: recorded.approval,
     release: state.release ?? null,
+    aliases: recorded.aliases,
     failure,
   };
 }
@@ -87,7 +151,11 @@ export async function recordSuccess(
   const { bake, layer, release } = state;
   if (!bake || !layer || !release) throw new Error('RecordSuccess needs $.bake, $.layer and $.release');
   const now = deps.clock.now();
-  const manifest = await deps.artefacts.putJson(manifestKey(bake.bakeId), manifestOf(state, 'released', now, null));
+  const aliases = release.functions.map((m) => ({ name: m.name, alias: m.alias, before: m.from, after: m.to }));
+  const manifest = await deps.artefacts.putJson(
+    manifestKey(bake.bakeId),
+    manifestOf(state, 'released', now, null, { approval: state.approval ?? null, aliases }),
+  );
   await deps.ledger.append({
     type: 'released',
     bakeId: bake.bakeId,
@@ -106,7 +174,18 @@ export async function recordSuccess(
  */
 export async function recordFailure(
   state: BakeState,
+<<<<<<< /tmp/fix/src/cores/record.ts
+  deps: {
+    artefacts: ArtefactStore;
+    ledger: Ledger;
+    notifier: Notifier;
+    clock: Clock;
+    approvals: ApprovalStore;
+    functions: FunctionRegistry;
+  },
+=======
   deps: { artefacts: ArtefactStore; ledger: Ledger; notifier: Notifier; clock: Clock; approvals: ApprovalStore },
+>>>>>>> /tmp/fix/src/cores/record.ts.theirs
 ): Promise<{ state: string; Error: string; Cause: string }> {
   const [failedState, caught] = Object.entries(state.errors ?? {})[0] ?? ['unknown', { Error: 'States.Unknown', Cause: '' }];
   let error = caught.Error;
@@ -120,7 +199,8 @@ export async function recordFailure(
     cause += kept.length
       ? `; the release was undone except ${kept.map((u) => `${u.name}:${u.alias} (${u.skipped})`).join(', ')}`
       : '; the release was undone: every alias is back where it was';
-  } else if (state.release && failedState !== 'Release') {
+  } else if (state.release && failedState !== 'Release' && error !== 'CanaryAlarmError') {
+    // Release undoes its own partial moves, and a CanaryAlarmError says what it moved back.
     cause += `; the release was NOT undone: ${state.release.functions.map((m) => `${m.name}:${m.alias} → ${m.to}`).join(', ')}`;
   }
   const now = deps.clock.now();
@@ -135,9 +215,60 @@ export async function recordFailure(
     validation = await deps.artefacts.getJson<ValidationReport>(validationReportKey(bakeId));
   }
   const recorded: BakeState = validation ? { ...state, validation } : state;
+<<<<<<< /tmp/fix/src/cores/record.ts
+  const manifest = bakeId
+    ? await deps.artefacts.putJson(
+        manifestKey(bakeId),
+        manifestOf(recorded, 'failed', now, failure, {
+          approval: state.approval ?? (await decidedApproval(bakeId, deps)),
+          aliases: await aliasesAfterFailure(state, deps),
+        }),
+      )
+    : null;
+  await deps.ledger.append({
+    type: 'failed',
+    bakeId,
+    at: now.toISOString(),
+    state: failedState,
+    error,
+    cause,
+    manifest,
+    ...(state.bake ? { functions: state.bake.functions.map((f) => f.name) } : {}),
+  });
+=======
   const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(recorded, 'failed', now, failure)) : null;
   await deps.ledger.append({ type: 'failed', bakeId, at: now.toISOString(), state: failedState, error, cause, manifest });
   if (expired?.decision?.outcome === 'expired') await deps.notifier.approvalDecided(expired);
+>>>>>>> /tmp/fix/src/cores/record.ts.theirs
   await deps.notifier.bakeFailed({ bakeId, state: failedState, error, cause });
   return { state: failedState, Error: error, Cause: cause };
+}
+
+/** The decision the approval store holds for a bake that failed without `$.approval`; null when none was made. */
+async function decidedApproval(bakeId: string, deps: { approvals: ApprovalStore }): Promise<ManifestApproval | null> {
+  // The failure is recorded even when the approval store cannot be read; the manifest then has no approval.
+  const record = await deps.approvals.findByBake(bakeId).catch(() => undefined);
+  const decision = record?.decision;
+  return record && decision
+    ? { approvalId: record.id, decision: decision.outcome, by: decision.by, at: decision.at, reason: decision.reason }
+    : null;
+}
+
+/**
+ * Where each alias of the bake is as the failure is recorded: `before` is where the
+ * release found it, when the release moved it; otherwise nothing moved and it is `after`.
+ */
+async function aliasesAfterFailure(state: BakeState, deps: { functions: FunctionRegistry }): Promise<ManifestAlias[]> {
+  const out: ManifestAlias[] = [];
+  for (const fn of state.bake?.functions ?? []) {
+    const move = state.release?.functions.find((m) => m.name === fn.name && m.alias === fn.alias);
+    try {
+      const after = (await deps.functions.getAlias(fn.name, fn.alias))?.version ?? null;
+      out.push({ name: fn.name, alias: fn.alias, before: move ? move.from : after, after });
+    } catch (error) {
+      const unread = error instanceof Error ? error.message : String(error);
+      out.push({ name: fn.name, alias: fn.alias, before: move ? move.from : null, after: null, unread });
+    }
+  }
+  return out;
 }

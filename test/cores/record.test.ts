@@ -9,7 +9,18 @@ import {
 } from '../../src/cores/record.ts';
 import type { ApprovalRecord, ReleaseResult } from '../../src/ports.ts';
 import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
+<<<<<<< /tmp/fix/test/cores/record.test.ts
+import {
+  FakeClock,
+  MemoryApprovalStore,
+  MemoryArtefactStore,
+  MemoryFunctionRegistry,
+  MemoryLedger,
+  RecordingNotifier,
+} from '../helpers/memory.ts';
+=======
 import { FakeClock, MemoryApprovalStore, MemoryArtefactStore, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
+>>>>>>> /tmp/fix/test/cores/record.test.ts.theirs
 import { rejection } from '../helpers/rejection.ts';
 
 function world() {
@@ -19,12 +30,16 @@ function world() {
     notifier: new RecordingNotifier(),
     clock: new FakeClock('2026-11-22T09:00:00.000Z'),
     approvals: new MemoryApprovalStore(),
+<<<<<<< /tmp/fix/test/cores/record.test.ts
+    functions: new MemoryFunctionRegistry(),
+=======
+>>>>>>> /tmp/fix/test/cores/record.test.ts.theirs
   };
 }
 
 function releasedState(): BakeState & Required<Pick<BakeState, 'bake' | 'layer' | 'release'>> {
   const versions = publishedVersions(['hello', '2']);
-  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }] };
+  const release: ReleaseResult = { functions: [{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }], gradual: null };
   return {
     bake: resolvedBake(),
     image: builtImage('file:///tmp/tree'),
@@ -61,10 +76,22 @@ describe('recordSuccess', () => {
       build: state.image?.buildRecord,
       imageArn: null,
       layer: layerWithoutReused,
-      functions: state.versions?.functions,
+      functions: [
+        {
+          name: 'hello',
+          version: '2',
+          codeSha256: 'code-hello-b64',
+          alias: 'live',
+          handler: 'index.handler',
+          runtime: 'provided.al2023',
+          layers: [state.layer.arn],
+          environmentNames: [],
+        },
+      ],
       validation: state.validation,
       approval: state.approval,
       release: state.release,
+      aliases: [{ name: 'hello', alias: 'live', before: '1', after: '2' }],
       failure: null,
     });
   });
@@ -123,7 +150,7 @@ describe('recordFailure', () => {
     expect(result).toEqual({ state: failure.state, Error: failure.error, Cause: failure.cause });
     const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(upToValidation.bake.bakeId));
     expect(manifest).toMatchObject({ schemaVersion: 1, status: 'failed', failure, validation: null, approval: null, release: null });
-    expect(manifest?.functions).toEqual(upToValidation.versions?.functions);
+    expect(manifest?.functions).toMatchObject(upToValidation.versions?.functions ?? []);
     expect(deps.ledger.entries).toEqual([
       {
         type: 'failed',
@@ -131,6 +158,8 @@ describe('recordFailure', () => {
         at: '2026-11-22T09:00:00.000Z',
         ...failure,
         manifest: { uri: `mem://${manifestKey(upToValidation.bake.bakeId)}`, sha256Hex: expect.any(String), size: expect.any(Number) },
+        // The spec's functions, so `bakery history <function>` finds the failure.
+        functions: ['hello'],
       },
     ]);
     expect(deps.notifier.failures).toEqual([{ bakeId: upToValidation.bake.bakeId, ...failure }]);

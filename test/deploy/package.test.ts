@@ -8,14 +8,16 @@
  * cannot clobber it, nor it `npm run package`.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { RUNTIME_PREFIX } from '../../src/adapters/aws/image-builder.ts';
 import { parseBakeRequest } from '../../src/contracts.ts';
 import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
+import { runDocument } from '../../src/recipes/toe.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
 import { unzipTo } from '../../src/zip/deterministic.ts';
 
@@ -62,7 +64,19 @@ const TASK_KEYS = Object.keys(TASKS) as TaskName[];
  * their roles may do besides writing their own logs.
  */
 const OTHER_FUNCTIONS: Record<string, string[]> = {
+<<<<<<< /tmp/fix/test/deploy/package.test.ts
+  driftCheck: ['lambda:GetAlias', 'lambda:GetFunctionConfiguration', 'dynamodb:Query', 's3:GetObject', 'ssm:GetParameter'],
+  imageBuildEvents: [
+    'dynamodb:GetItem',
+    'dynamodb:UpdateItem',
+    'imagebuilder:GetImage',
+    's3:GetObject',
+    'states:SendTaskSuccess',
+    'states:SendTaskFailure',
+  ],
+=======
   slackCallback: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'ssm:GetParameter'],
+>>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
 };
 
 /** Every function in serverless.yml. */
@@ -426,6 +440,99 @@ describe('S3 trigger', () => {
   });
 });
 
+<<<<<<< /tmp/fix/test/deploy/package.test.ts
+// ---------------------------------------------------------------- drift check
+
+describe('drift check', () => {
+  it('runs the drift-check function on a schedule, and nothing else on that rule', () => {
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      asArray(r.Properties.Targets as Json).some(
+        (t) => isObject(t) && isObject(t.Arn) && JSON.stringify(t.Arn).includes('DriftCheckLambdaFunction'),
+      ),
+    );
+    expect(rules).toHaveLength(1);
+    const rule = (rules[0] as [string, Resource])[1].Properties;
+    expect(rule.ScheduleExpression).toBe('rate(1 hour)');
+    expect(rule.State).toBe('ENABLED');
+    expect(asArray(rule.Targets as Json)).toHaveLength(1);
+    // EventBridge may invoke it: the permission names the rule.
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
+      JSON.stringify(p.Properties.FunctionName).includes('DriftCheckLambdaFunction'),
+    );
+    expect(permissions.map(([, p]) => p.Properties.Principal)).toEqual(['events.amazonaws.com']);
+  });
+});
+
+// ---------------------------------------------------------------- image build events
+
+describe('image build events', () => {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+  const IMAGES = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/bakery-dev-node22/';
+
+  it("sends the state changes that end a build of this stack's pipeline's images to imageBuildEvents, and only those", () => {
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      JSON.stringify(r.Properties.Targets).includes('ImageBuildEventsLambdaFunction'),
+    );
+    expect(rules).toHaveLength(1);
+    const [ruleId, rule] = rules[0] as [string, Resource];
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.imagebuilder'],
+      'detail-type': ['EC2 Image Builder Image State Change'],
+      resources: [{ prefix: { 'Fn::Sub': IMAGES } }],
+      detail: { state: { status: ['AVAILABLE', 'FAILED', 'CANCELLED'] } },
+    });
+    expect(rule.Properties.State).toBe('ENABLED');
+    expect(asArray(rule.Properties.Targets as Json).map((t) => (t as JsonObject).Arn)).toEqual([
+      { 'Fn::GetAtt': ['ImageBuildEventsLambdaFunction', 'Arn'] },
+    ]);
+    // The image ARNs are named after the image recipe, lower-cased.
+    const recipeName = resource('Node22ImageRecipe', 'AWS::ImageBuilder::ImageRecipe').Properties.Name as string;
+    expect(IMAGES.endsWith(`:image/${recipeName.toLowerCase()}/`)).toBe(true);
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
+      JSON.stringify(p.Properties.FunctionName).includes('ImageBuildEventsLambdaFunction'),
+    );
+    expect(permissions).toHaveLength(1);
+    const permission = (permissions[0] as [string, Resource])[1].Properties;
+    expect(permission.Principal).toBe('events.amazonaws.com');
+    expect(JSON.stringify(permission.SourceArn)).toContain(rule.Properties.Name as string);
+    expect(ruleId).toMatch(/EventBridgeRule$/);
+  });
+
+  it('lets imageBuildEvents read and mark image build tokens, read the image and its runtime zip, and resume only the bake state machine', () => {
+    const role = (resource(logicalIdOf('imageBuildEvents')).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const statements = statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    expect(statements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::GetAtt': ['ImageBuildEventsLogGroup', 'Arn'] },
+      },
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IMAGEBUILD#*'] } },
+      },
+      { Effect: 'Allow', Action: ['imagebuilder:GetImage'], Resource: { 'Fn::Sub': `${IMAGES}*` } },
+      { Effect: 'Allow', Action: ['s3:GetObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
+      { Effect: 'Allow', Action: ['states:SendTaskSuccess', 'states:SendTaskFailure'], Resource: { Ref: 'BakeStateMachine' } },
+    ]);
+  });
+
+  it('lets the build instances write the runtime zip under the prefix the handler reads, and nothing else of the bucket', () => {
+    const role = resource('ImageBuilderInstanceRole', 'AWS::IAM::Role').Properties;
+    const statements = statementsOf(role.Policies as Json).map((s) => s.statement);
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
+    ]);
+    const recipe = resource('Node22ImageRecipe').Properties as {
+      Components: Array<{ Parameters?: Array<{ Name: string; Value: Json[] }> }>;
+    };
+    const upload = recipe.Components.flatMap((c) => c.Parameters ?? []).find((p) => p.Name === 'RuntimeUpload');
+    expect(upload?.Value).toEqual([{ 'Fn::Sub': `s3://\${ArtefactsBucket}/${RUNTIME_PREFIX}` }]);
+    // The zips are records of builds, kept like the rest of builds/.
+    expect(RUNTIME_PREFIX.startsWith('builds/')).toBe(true);
+=======
 // ---------------------------------------------------------------- Slack callback
 
 describe('Slack callback', () => {
@@ -504,6 +611,7 @@ describe('Slack callback', () => {
     expect(ssm.flatMap((s) => resourceStrings(s.Resource)).sort()).toEqual(
       [ssmArn('/bakery/dev/slack-bot-token'), ssmArn(SIGNING_SECRET_PARAM)].sort(),
     );
+>>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
   });
 });
 
@@ -597,8 +705,21 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
     's3:PutObject',
   ],
   validate: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', 's3:PutObject'],
+<<<<<<< /tmp/fix/test/deploy/package.test.ts
+  requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'ssm:GetParameter'],
+  release: [
+    'lambda:GetAlias',
+    'lambda:GetFunctionConfiguration',
+    'lambda:UpdateAlias',
+    'lambda:CreateAlias',
+    'lambda:DeleteAlias',
+    'cloudwatch:DescribeAlarms',
+  ],
+  shiftTraffic: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias', 'cloudwatch:DescribeAlarms'],
+=======
   requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'ssm:GetParameter'],
   release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias', 'lambda:DeleteAlias'],
+>>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
   undoRelease: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias'],
   recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
   recordFailure: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 's3:PutObject', 'ssm:GetParameter'],
@@ -666,6 +787,23 @@ describe('IAM', () => {
           );
         }
       }
+    }
+  });
+
+  it('reads only alarms named with the prefix (a gradual release), and only those', () => {
+    const readers = FUNCTION_KEYS.filter((key) =>
+      statementsOfRole(roleOf(key)).some((s) => asArray(s.Action).includes('cloudwatch:DescribeAlarms')),
+    );
+    expect(readers.sort()).toEqual(['release', 'shiftTraffic']);
+    for (const key of readers) {
+      const statements = statementsOfRole(roleOf(key)).filter((s) => asArray(s.Action).includes('cloudwatch:DescribeAlarms'));
+      expect(
+        statements.flatMap((s) => resourceStrings(s.Resource)),
+        key,
+      ).toEqual([
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+        'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:baked-*',
+      ]);
     }
   });
 
@@ -742,7 +880,15 @@ describe('Image Builder', () => {
       for (const file of await readdir(dir).catch(() => [])) documents.push(await readFile(path.join(dir, file), 'utf8'));
     }
     expect(documents.length).toBeGreaterThan(0);
-    expect(components.map((c) => text(c.Data)).sort()).toEqual(documents.sort());
+    // Besides them, only the generated component of each recipe's own files (tested below).
+    const generated = components.filter((c) => /^name: bakery-[\w-]+-recipe-files\n/.test(text(c.Data)));
+    expect(generated).toHaveLength(1);
+    expect(
+      components
+        .filter((c) => !generated.includes(c))
+        .map((c) => text(c.Data))
+        .sort(),
+    ).toEqual(documents.sort());
     for (const c of components) {
       expect(text(c.Data).length).toBeLessThanOrEqual(16_000);
       expect(c.Platform).toBe('Linux');
@@ -759,18 +905,22 @@ describe('Image Builder', () => {
       ParentImage: Json;
       Components: Array<{ ComponentArn: { Ref: string }; Parameters: Array<{ Name: string; Value: string[] }> }>;
     };
-    const [component] = recipe.Components;
+    // The generated component of the recipe's own files first, then the recipe's document.
+    const [files, component, ...more] = recipe.Components;
+    expect(more).toEqual([]);
+    expect(files).toEqual({ ComponentArn: { Ref: 'Node22RecipeFilesComponent' } });
     resource(component?.ComponentArn.Ref as string, 'AWS::ImageBuilder::Component');
     const recipeYml = parseYaml(await readFile(path.join(PROJECT_ROOT, 'layers', 'node22', 'recipe.yml'), 'utf8')) as {
       baseImage?: string;
       parameters: Record<string, string>;
       sources: { aws: Record<string, string> };
     };
-    // The AWS build gets the recipe's pinned parameters and its `aws` sources.
+    // The AWS build gets the recipe's pinned parameters and its `aws` sources, and where to upload the tree.
     const expected = { ...recipeYml.parameters, ...recipeYml.sources.aws };
-    expect(Object.fromEntries((component?.Parameters ?? []).map((p) => [p.Name, p.Value]))).toEqual(
-      Object.fromEntries(Object.entries(expected).map(([name, value]) => [name, [value]])),
-    );
+    expect(Object.fromEntries((component?.Parameters ?? []).map((p) => [p.Name, p.Value]))).toEqual({
+      ...Object.fromEntries(Object.entries(expected).map(([name, value]) => [name, [value]])),
+      RuntimeUpload: [{ 'Fn::Sub': `s3://\${ArtefactsBucket}/${RUNTIME_PREFIX}` }],
+    });
     expect(resourceStrings(recipe.ParentImage)).toEqual([
       `arn:\${AWS::Partition}:imagebuilder:\${AWS::Region}:aws:image/${recipeYml.baseImage ?? 'amazon-linux-2023-x86/x.x.x'}`,
     ]);
@@ -782,5 +932,37 @@ describe('Image Builder', () => {
     expect(resource(role?.Ref as string, 'AWS::IAM::Role').Properties.AssumeRolePolicyDocument).toMatchObject({
       Statement: [{ Principal: { Service: 'ec2.amazonaws.com' } }],
     });
+  });
+
+  it("ships the recipe's own files in a component that recreates them byte for byte, with their modes, and checks them", async () => {
+    // Prepare: the generated document as deployed, run by the local executor into a scratch directory.
+    const component = resource('Node22RecipeFilesComponent', 'AWS::ImageBuilder::Component').Properties;
+    const data = text(component.Data);
+    expect(data.length).toBeLessThanOrEqual(16_000);
+    const scratch = await mkdtemp(path.join(os.tmpdir(), 'bakery-recipe-files-'));
+    const document = path.join(scratch, 'recipe-files.yml');
+    await writeFile(document, data);
+    const target = path.join(scratch, 'runtime-files');
+
+    try {
+      // Act
+      const run = await runDocument(document, { RuntimeFiles: target }, { cwd: scratch });
+
+      // Assess
+      expect(run.steps.map((s) => `${s.step}: ${s.status}`)).toEqual(['CreateRecipeFiles: succeeded', 'VerifyRecipeFiles: succeeded']);
+      const source = path.join(PROJECT_ROOT, 'layers', 'node22', 'runtime');
+      expect(await filesUnder(target)).toEqual(await filesUnder(source));
+      for (const file of await filesUnder(source)) {
+        expect(await readFile(path.join(target, file)), file).toEqual(await readFile(path.join(source, file)));
+        expect((await stat(path.join(target, file))).mode & 0o777, file).toBe((await stat(path.join(source, file))).mode & 0o777);
+      }
+      // Deployed to where the recipe's aws source says the files are.
+      const recipeYml = parseYaml(await readFile(path.join(PROJECT_ROOT, 'layers', 'node22', 'recipe.yml'), 'utf8')) as {
+        sources: { aws: Record<string, string> };
+      };
+      expect(data).toContain(`default: ${recipeYml.sources.aws.RuntimeFiles}\n`);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 });

@@ -165,6 +165,7 @@ export function approvalRequested(deps: LocalDeps): Promise<ApprovalRecord> {
       },
       approvalDecided: (record) => notifier.approvalDecided(record),
       bakeFailed: (failure) => notifier.bakeFailed(failure),
+      driftFound: (report) => notifier.driftFound(report),
     };
   });
 }

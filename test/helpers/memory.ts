@@ -3,10 +3,12 @@
  * Each records the calls a test wants to assert on; none touches the network.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
 import type {
+  AlarmMonitor,
+  AlarmState,
   AliasInfo,
   ApprovalDecision,
   ApprovalMessage,
@@ -15,6 +17,7 @@ import type {
   ArtefactRef,
   ArtefactStore,
   Clock,
+  DriftReport,
   FunctionInvoker,
   FunctionRegistry,
   FunctionVersionInfo,
@@ -25,6 +28,7 @@ import type {
   Json,
   LayerPublishInput,
   LayerRegistry,
+  LayerVersionDetails,
   LayerVersionInfo,
   Ledger,
   LedgerEntry,
@@ -89,11 +93,47 @@ export class MemoryLayerRegistry implements LayerRegistry {
       size: bytes.length,
     };
     this.versions.push(info);
+    this.details.set(info.arn, { compatibleRuntimes: input.compatibleRuntimes, architectures: input.architectures, bytes });
     return info;
   }
 
   async get(arn: string): Promise<LayerVersionInfo | undefined> {
     return this.versions.find((v) => v.arn === arn);
+  }
+
+  /** What each version was published for and its bytes; a test may also put versions here directly. */
+  readonly details = new Map<string, { compatibleRuntimes: string[]; architectures: string[]; bytes: Buffer }>();
+  readonly deleted: string[] = [];
+
+  /** Put a version in place directly (a layer published by someone else). */
+  seed(info: LayerVersionInfo, extra: { compatibleRuntimes: string[]; architectures: string[]; bytes: Buffer }): void {
+    this.versions.push(info);
+    this.details.set(info.arn, extra);
+  }
+
+  async describe(arn: string): Promise<LayerVersionDetails | undefined> {
+    const info = await this.get(arn);
+    const details = this.details.get(arn);
+    return info
+      ? { ...info, compatibleRuntimes: details?.compatibleRuntimes ?? [], architectures: details?.architectures ?? [] }
+      : undefined;
+  }
+
+  async download(arn: string, file: string): Promise<boolean> {
+    const bytes = this.details.get(arn)?.bytes;
+    if (!(await this.get(arn)) || !bytes) return false;
+    await writeFile(file, bytes);
+    return true;
+  }
+
+  async listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>> {
+    return this.versions.filter((v) => v.name === name).map((v) => ({ name: v.name, arn: v.arn, version: v.version }));
+  }
+
+  async deleteVersion(arn: string): Promise<void> {
+    const index = this.versions.findIndex((v) => v.arn === arn);
+    if (index >= 0) this.versions.splice(index, 1);
+    this.deleted.push(arn);
   }
 }
 
@@ -105,7 +145,13 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
   readonly versions: FunctionVersionInfo[] = [];
   readonly published: FunctionVersionInput[] = [];
   readonly aliases = new Map<string, AliasInfo>();
-  readonly setAliasCalls: Array<{ name: string; alias: string; version: string; expectedRevisionId: string | null }> = [];
+  readonly setAliasCalls: Array<{
+    name: string;
+    alias: string;
+    version: string;
+    expectedRevisionId: string | null;
+    weights: Record<string, number>;
+  }> = [];
   storedCodeSha256: ((input: FunctionVersionInput) => string) | undefined;
   storedLayers: ((input: FunctionVersionInput) => string[]) | undefined;
   beforeSetAlias: ((name: string, alias: string, version: string) => void) | undefined;
@@ -132,24 +178,30 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
 
   async getAlias(name: string, alias: string): Promise<AliasInfo | undefined> {
     const found = this.aliases.get(`${name}:${alias}`);
-    return found ? { ...found } : undefined;
+    return found ? structuredClone(found) : undefined;
   }
 
-  /** Put an alias in place directly (arranging a previous release). */
-  seedAlias(name: string, alias: string, version: string): AliasInfo {
-    const info = { name, alias, version, revisionId: `rev-${++this.revision}` };
+  /** Put an alias in place directly (arranging a previous release, or a change made by hand). */
+  seedAlias(name: string, alias: string, version: string, weights: Record<string, number> = {}): AliasInfo {
+    const info = { name, alias, version, revisionId: `rev-${++this.revision}`, weights: { ...weights } };
     this.aliases.set(`${name}:${alias}`, info);
-    return { ...info };
+    return structuredClone(info);
   }
 
-  async setAlias(name: string, alias: string, version: string, expectedRevisionId: string | null): Promise<AliasInfo> {
-    this.setAliasCalls.push({ name, alias, version, expectedRevisionId });
+  async setAlias(
+    name: string,
+    alias: string,
+    version: string,
+    expectedRevisionId: string | null,
+    weights: Record<string, number> = {},
+  ): Promise<AliasInfo> {
+    this.setAliasCalls.push({ name, alias, version, expectedRevisionId, weights: { ...weights } });
     this.beforeSetAlias?.(name, alias, version);
     const current = this.aliases.get(`${name}:${alias}`);
     if ((current?.revisionId ?? null) !== expectedRevisionId) {
       throw new AliasConflictError(`alias ${name}:${alias} changed (revision ${current?.revisionId ?? 'none'})`);
     }
-    return this.seedAlias(name, alias, version);
+    return this.seedAlias(name, alias, version, weights);
   }
 
   async deleteAlias(name: string, alias: string, expectedRevisionId: string): Promise<void> {
@@ -158,6 +210,33 @@ export class MemoryFunctionRegistry implements FunctionRegistry {
     if (current.revisionId !== expectedRevisionId)
       throw new AliasConflictError(`alias ${name}:${alias} changed (revision ${current.revisionId})`);
     this.aliases.delete(`${name}:${alias}`);
+  }
+
+  readonly deletedVersions: Array<{ name: string; version: string }> = [];
+
+  async listVersions(name: string): Promise<FunctionVersionInfo[]> {
+    return this.versions.filter((v) => v.name === name).map((v) => ({ ...v }));
+  }
+
+  async listAliases(name: string): Promise<AliasInfo[]> {
+    return [...this.aliases.values()].filter((a) => a.name === name).map((a) => structuredClone(a));
+  }
+
+  async downloadCode(name: string, version: string, file: string): Promise<boolean> {
+    // Versions are numbered by publish order per function (see publishVersion).
+    const input = this.published.filter((p) => p.name === name)[Number(version) - 1];
+    if (!input || !(await this.getVersion(name, version))) return false;
+    await writeFile(file, await readFile(input.codeFile));
+    return true;
+  }
+
+  async deleteVersion(name: string, version: string): Promise<void> {
+    if (!/^\d+$/.test(version)) throw new Error(`only numbered versions can be deleted, not ${version}`);
+    const aliased = [...this.aliases.values()].find((a) => a.name === name && (a.version === version || version in (a.weights ?? {})));
+    if (aliased) throw new AliasConflictError(`${name}:${version} is in use by alias ${aliased.alias}`);
+    const index = this.versions.findIndex((v) => v.name === name && v.version === version);
+    if (index >= 0) this.versions.splice(index, 1);
+    this.deletedVersions.push({ name, version });
   }
 }
 
@@ -239,6 +318,12 @@ export class RecordingNotifier implements Notifier {
 
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.failures.push(failure);
+  }
+
+  readonly drifts: DriftReport[] = [];
+
+  async driftFound(report: DriftReport): Promise<void> {
+    this.drifts.push(report);
   }
 }
 
@@ -326,3 +411,18 @@ export const failed = (errorType: string, errorMessage: string, durationMs = 10,
   durationMs,
   logTail,
 });
+
+/** Alarm states in a map (a missing name is a missing alarm); records every check. */
+export class MemoryAlarms implements AlarmMonitor {
+  readonly alarms = new Map<string, AlarmState>();
+  readonly checked: string[][] = [];
+
+  constructor(alarms: Record<string, AlarmState> = {}) {
+    for (const [name, state] of Object.entries(alarms)) this.alarms.set(name, state);
+  }
+
+  async states(names: string[]): Promise<Array<{ name: string; state: AlarmState | null }>> {
+    this.checked.push([...names]);
+    return names.map((name) => ({ name, state: this.alarms.get(name) ?? null }));
+  }
+}

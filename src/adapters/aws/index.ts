@@ -3,6 +3,7 @@ import type { SlackCallbackDeps } from '../../cores/slack-callback.ts';
 import type { RecipeCatalog } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { Deps } from '../../tasks.ts';
+import { CloudWatchAlarmMonitor } from './alarms.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { fromEnv, recipesDir } from './config.ts';
 import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
@@ -44,6 +45,7 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
     notifier: new SlackNotifier({ channel: fromEnv('SLACK_CHANNEL', env), tokenParameter: fromEnv('SLACK_BOT_TOKEN_PARAM', env) }),
     callbacks: new SfnTaskCallbacks(),
     ledger: new DynamoLedger({ table }),
+    alarms: new CloudWatchAlarmMonitor(),
     clock,
     ids: { random: () => randomBytes(8).toString('hex') },
   };

@@ -4,7 +4,11 @@ import type { BakeSource, SourceReader } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
 import type { Deps } from '../../tasks.ts';
+<<<<<<< /tmp/fix/src/adapters/local/index.ts
+import { LocalAlarms } from './alarms.ts';
+=======
 import type { SlackNotifier } from '../aws/slack.ts';
+>>>>>>> /tmp/fix/src/adapters/local/index.ts.theirs
 import type { LocalHome } from './home.ts';
 import { LocalImageBuilder } from './image-builder.ts';
 import { LocalInvoker } from './invoker.ts';
@@ -26,6 +30,7 @@ export interface LocalDeps extends Deps {
   callbacks: LocalTaskCallbacks;
   layers: LocalLayerRegistry;
   functions: LocalFunctionRegistry;
+  alarms: LocalAlarms;
 }
 
 /** Every port on its local adapter, all state under `home`. */
@@ -64,6 +69,7 @@ export function createLocalDeps(options: {
       : new TerminalNotifier(options.write ?? (() => {}), { waitingHint: options.waitingHint ?? true }),
     callbacks,
     ledger: new LocalLedger(home),
+    alarms: new LocalAlarms(home),
     clock: { now: () => new Date() },
     ids: { random: () => randomBytes(8).toString('hex') },
   };

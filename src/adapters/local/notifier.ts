@@ -1,4 +1,8 @@
+<<<<<<< /tmp/fix/src/adapters/local/notifier.ts
+import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
+=======
 import type { ApprovalMessage, ApprovalRecord, Notifier } from '../../ports.ts';
+>>>>>>> /tmp/fix/src/adapters/local/notifier.ts.theirs
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
 export class TerminalNotifier implements Notifier {
@@ -40,5 +44,11 @@ export class TerminalNotifier implements Notifier {
 
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.write(`  bake ${failure.bakeId ?? '(unresolved)'} failed in ${failure.state}: ${failure.error}`);
+  }
+
+  async driftFound(report: DriftReport): Promise<void> {
+    for (const f of report.functions.filter((fn) => fn.differences.length > 0)) {
+      this.write(`  drift: ${f.name}:${f.alias} differs from bake ${f.bakeId ?? '(unknown)'} (${f.differences.map((d) => d.field).join(', ')})`);
+    }
   }
 }

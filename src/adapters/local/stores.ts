@@ -80,7 +80,12 @@ export class LocalArtefactStore implements ArtefactStore {
   }
 }
 
-/** The append-only ledger: one fsync'd JSON line per entry in `<home>/ledger.jsonl`. */
+/**
+ * The append-only ledger: one fsync'd JSON line per entry in `<home>/ledger.jsonl`.
+ * Only whole lines are ever appended, each in a single write, so a line that is not
+ * JSON can only be a write cut short by a crash (at the end, or terminated by the next
+ * append): it was never acknowledged, and reading skips it.
+ */
 export class LocalLedger implements Ledger {
   private readonly file: string;
 
@@ -102,10 +107,14 @@ export class LocalLedger implements Ledger {
     }
     // A line without its newline was cut by a crash mid-append and was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    return complete
-      .split('\n')
-      .filter((line) => line.length > 0)
-      .map((line) => JSON.parse(line) as LedgerEntry);
+    return complete.split('\n').flatMap((line) => {
+      if (line.length === 0) return [];
+      try {
+        return [JSON.parse(line) as LedgerEntry];
+      } catch {
+        return []; // a torn write that a later append terminated
+      }
+    });
   }
 }
 
