@@ -18,12 +18,9 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
-<<<<<<< /tmp/fix/src/cli/program.ts
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
-=======
 import { addSlackCommands } from './slack.ts';
->>>>>>> /tmp/fix/src/cli/program.ts.theirs
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -293,7 +290,6 @@ Exit codes:
     .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
     .action(decide('rejected'));
 
-<<<<<<< /tmp/fix/src/cli/program.ts
   addReleaseCommands(program, {
     line,
     backendDeps,
@@ -303,13 +299,13 @@ Exit codes:
     fail: () => {
       throw new ExitError(ExitCodes.Failed);
     },
-=======
+  });
+
   addSlackCommands(program, {
     line,
     requireLocal,
     settings: () => readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ create: false }),
->>>>>>> /tmp/fix/src/cli/program.ts.theirs
   });
 
   /** Parse and run; resolves to the exit code. */

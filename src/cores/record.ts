@@ -17,11 +17,8 @@ import type {
   Trigger,
   ValidationReport,
 } from '../ports.ts';
-<<<<<<< /tmp/fix/src/cores/record.ts
-import { extraLayers } from './limits.ts';
-=======
 import { expireApproval } from './approval.ts';
->>>>>>> /tmp/fix/src/cores/record.ts.theirs
+import { extraLayers } from './limits.ts';
 import { validationReportKey } from './validate.ts';
 
 export const MANIFEST_SCHEMA_VERSION = 1;
@@ -174,7 +171,6 @@ export async function recordSuccess(
  */
 export async function recordFailure(
   state: BakeState,
-<<<<<<< /tmp/fix/src/cores/record.ts
   deps: {
     artefacts: ArtefactStore;
     ledger: Ledger;
@@ -183,9 +179,6 @@ export async function recordFailure(
     approvals: ApprovalStore;
     functions: FunctionRegistry;
   },
-=======
-  deps: { artefacts: ArtefactStore; ledger: Ledger; notifier: Notifier; clock: Clock; approvals: ApprovalStore },
->>>>>>> /tmp/fix/src/cores/record.ts.theirs
 ): Promise<{ state: string; Error: string; Cause: string }> {
   const [failedState, caught] = Object.entries(state.errors ?? {})[0] ?? ['unknown', { Error: 'States.Unknown', Cause: '' }];
   let error = caught.Error;
@@ -215,7 +208,6 @@ export async function recordFailure(
     validation = await deps.artefacts.getJson<ValidationReport>(validationReportKey(bakeId));
   }
   const recorded: BakeState = validation ? { ...state, validation } : state;
-<<<<<<< /tmp/fix/src/cores/record.ts
   const manifest = bakeId
     ? await deps.artefacts.putJson(
         manifestKey(bakeId),
@@ -235,11 +227,7 @@ export async function recordFailure(
     manifest,
     ...(state.bake ? { functions: state.bake.functions.map((f) => f.name) } : {}),
   });
-=======
-  const manifest = bakeId ? await deps.artefacts.putJson(manifestKey(bakeId), manifestOf(recorded, 'failed', now, failure)) : null;
-  await deps.ledger.append({ type: 'failed', bakeId, at: now.toISOString(), state: failedState, error, cause, manifest });
   if (expired?.decision?.outcome === 'expired') await deps.notifier.approvalDecided(expired);
->>>>>>> /tmp/fix/src/cores/record.ts.theirs
   await deps.notifier.bakeFailed({ bakeId, state: failedState, error, cause });
   return { state: failedState, Error: error, Cause: cause };
 }

@@ -9,7 +9,6 @@ import {
 } from '../../src/cores/record.ts';
 import type { ApprovalRecord, ReleaseResult } from '../../src/ports.ts';
 import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
-<<<<<<< /tmp/fix/test/cores/record.test.ts
 import {
   FakeClock,
   MemoryApprovalStore,
@@ -18,9 +17,6 @@ import {
   MemoryLedger,
   RecordingNotifier,
 } from '../helpers/memory.ts';
-=======
-import { FakeClock, MemoryApprovalStore, MemoryArtefactStore, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
->>>>>>> /tmp/fix/test/cores/record.test.ts.theirs
 import { rejection } from '../helpers/rejection.ts';
 
 function world() {
@@ -30,10 +26,7 @@ function world() {
     notifier: new RecordingNotifier(),
     clock: new FakeClock('2026-11-22T09:00:00.000Z'),
     approvals: new MemoryApprovalStore(),
-<<<<<<< /tmp/fix/test/cores/record.test.ts
     functions: new MemoryFunctionRegistry(),
-=======
->>>>>>> /tmp/fix/test/cores/record.test.ts.theirs
   };
 }
 

@@ -64,7 +64,7 @@ const TASK_KEYS = Object.keys(TASKS) as TaskName[];
  * their roles may do besides writing their own logs.
  */
 const OTHER_FUNCTIONS: Record<string, string[]> = {
-<<<<<<< /tmp/fix/test/deploy/package.test.ts
+  slackCallback: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'ssm:GetParameter'],
   driftCheck: ['lambda:GetAlias', 'lambda:GetFunctionConfiguration', 'dynamodb:Query', 's3:GetObject', 'ssm:GetParameter'],
   imageBuildEvents: [
     'dynamodb:GetItem',
@@ -74,9 +74,6 @@ const OTHER_FUNCTIONS: Record<string, string[]> = {
     'states:SendTaskSuccess',
     'states:SendTaskFailure',
   ],
-=======
-  slackCallback: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'states:SendTaskSuccess', 'states:SendTaskFailure', 'ssm:GetParameter'],
->>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
 };
 
 /** Every function in serverless.yml. */
@@ -440,7 +437,6 @@ describe('S3 trigger', () => {
   });
 });
 
-<<<<<<< /tmp/fix/test/deploy/package.test.ts
 // ---------------------------------------------------------------- drift check
 
 describe('drift check', () => {
@@ -463,76 +459,6 @@ describe('drift check', () => {
   });
 });
 
-// ---------------------------------------------------------------- image build events
-
-describe('image build events', () => {
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
-  const IMAGES = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/bakery-dev-node22/';
-
-  it("sends the state changes that end a build of this stack's pipeline's images to imageBuildEvents, and only those", () => {
-    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
-      JSON.stringify(r.Properties.Targets).includes('ImageBuildEventsLambdaFunction'),
-    );
-    expect(rules).toHaveLength(1);
-    const [ruleId, rule] = rules[0] as [string, Resource];
-    expect(rule.Properties.EventPattern).toEqual({
-      source: ['aws.imagebuilder'],
-      'detail-type': ['EC2 Image Builder Image State Change'],
-      resources: [{ prefix: { 'Fn::Sub': IMAGES } }],
-      detail: { state: { status: ['AVAILABLE', 'FAILED', 'CANCELLED'] } },
-    });
-    expect(rule.Properties.State).toBe('ENABLED');
-    expect(asArray(rule.Properties.Targets as Json).map((t) => (t as JsonObject).Arn)).toEqual([
-      { 'Fn::GetAtt': ['ImageBuildEventsLambdaFunction', 'Arn'] },
-    ]);
-    // The image ARNs are named after the image recipe, lower-cased.
-    const recipeName = resource('Node22ImageRecipe', 'AWS::ImageBuilder::ImageRecipe').Properties.Name as string;
-    expect(IMAGES.endsWith(`:image/${recipeName.toLowerCase()}/`)).toBe(true);
-    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
-      JSON.stringify(p.Properties.FunctionName).includes('ImageBuildEventsLambdaFunction'),
-    );
-    expect(permissions).toHaveLength(1);
-    const permission = (permissions[0] as [string, Resource])[1].Properties;
-    expect(permission.Principal).toBe('events.amazonaws.com');
-    expect(JSON.stringify(permission.SourceArn)).toContain(rule.Properties.Name as string);
-    expect(ruleId).toMatch(/EventBridgeRule$/);
-  });
-
-  it('lets imageBuildEvents read and mark image build tokens, read the image and its runtime zip, and resume only the bake state machine', () => {
-    const role = (resource(logicalIdOf('imageBuildEvents')).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
-    const statements = statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
-    expect(statements).toEqual([
-      {
-        Effect: 'Allow',
-        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        Resource: { 'Fn::GetAtt': ['ImageBuildEventsLogGroup', 'Arn'] },
-      },
-      {
-        Effect: 'Allow',
-        Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-        Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
-        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IMAGEBUILD#*'] } },
-      },
-      { Effect: 'Allow', Action: ['imagebuilder:GetImage'], Resource: { 'Fn::Sub': `${IMAGES}*` } },
-      { Effect: 'Allow', Action: ['s3:GetObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
-      { Effect: 'Allow', Action: ['states:SendTaskSuccess', 'states:SendTaskFailure'], Resource: { Ref: 'BakeStateMachine' } },
-    ]);
-  });
-
-  it('lets the build instances write the runtime zip under the prefix the handler reads, and nothing else of the bucket', () => {
-    const role = resource('ImageBuilderInstanceRole', 'AWS::IAM::Role').Properties;
-    const statements = statementsOf(role.Policies as Json).map((s) => s.statement);
-    expect(statements).toEqual([
-      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
-    ]);
-    const recipe = resource('Node22ImageRecipe').Properties as {
-      Components: Array<{ Parameters?: Array<{ Name: string; Value: Json[] }> }>;
-    };
-    const upload = recipe.Components.flatMap((c) => c.Parameters ?? []).find((p) => p.Name === 'RuntimeUpload');
-    expect(upload?.Value).toEqual([{ 'Fn::Sub': `s3://\${ArtefactsBucket}/${RUNTIME_PREFIX}` }]);
-    // The zips are records of builds, kept like the rest of builds/.
-    expect(RUNTIME_PREFIX.startsWith('builds/')).toBe(true);
-=======
 // ---------------------------------------------------------------- Slack callback
 
 describe('Slack callback', () => {
@@ -611,7 +537,78 @@ describe('Slack callback', () => {
     expect(ssm.flatMap((s) => resourceStrings(s.Resource)).sort()).toEqual(
       [ssmArn('/bakery/dev/slack-bot-token'), ssmArn(SIGNING_SECRET_PARAM)].sort(),
     );
->>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
+  });
+});
+
+// ---------------------------------------------------------------- image build events
+
+describe('image build events', () => {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+  const IMAGES = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/bakery-dev-node22/';
+
+  it("sends the state changes that end a build of this stack's pipeline's images to imageBuildEvents, and only those", () => {
+    const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
+      JSON.stringify(r.Properties.Targets).includes('ImageBuildEventsLambdaFunction'),
+    );
+    expect(rules).toHaveLength(1);
+    const [ruleId, rule] = rules[0] as [string, Resource];
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.imagebuilder'],
+      'detail-type': ['EC2 Image Builder Image State Change'],
+      resources: [{ prefix: { 'Fn::Sub': IMAGES } }],
+      detail: { state: { status: ['AVAILABLE', 'FAILED', 'CANCELLED'] } },
+    });
+    expect(rule.Properties.State).toBe('ENABLED');
+    expect(asArray(rule.Properties.Targets as Json).map((t) => (t as JsonObject).Arn)).toEqual([
+      { 'Fn::GetAtt': ['ImageBuildEventsLambdaFunction', 'Arn'] },
+    ]);
+    // The image ARNs are named after the image recipe, lower-cased.
+    const recipeName = resource('Node22ImageRecipe', 'AWS::ImageBuilder::ImageRecipe').Properties.Name as string;
+    expect(IMAGES.endsWith(`:image/${recipeName.toLowerCase()}/`)).toBe(true);
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
+      JSON.stringify(p.Properties.FunctionName).includes('ImageBuildEventsLambdaFunction'),
+    );
+    expect(permissions).toHaveLength(1);
+    const permission = (permissions[0] as [string, Resource])[1].Properties;
+    expect(permission.Principal).toBe('events.amazonaws.com');
+    expect(JSON.stringify(permission.SourceArn)).toContain(rule.Properties.Name as string);
+    expect(ruleId).toMatch(/EventBridgeRule$/);
+  });
+
+  it('lets imageBuildEvents read and mark image build tokens, read the image and its runtime zip, and resume only the bake state machine', () => {
+    const role = (resource(logicalIdOf('imageBuildEvents')).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const statements = statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    expect(statements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::GetAtt': ['ImageBuildEventsLogGroup', 'Arn'] },
+      },
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IMAGEBUILD#*'] } },
+      },
+      { Effect: 'Allow', Action: ['imagebuilder:GetImage'], Resource: { 'Fn::Sub': `${IMAGES}*` } },
+      { Effect: 'Allow', Action: ['s3:GetObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
+      { Effect: 'Allow', Action: ['states:SendTaskSuccess', 'states:SendTaskFailure'], Resource: { Ref: 'BakeStateMachine' } },
+    ]);
+  });
+
+  it('lets the build instances write the runtime zip under the prefix the handler reads, and nothing else of the bucket', () => {
+    const role = resource('ImageBuilderInstanceRole', 'AWS::IAM::Role').Properties;
+    const statements = statementsOf(role.Policies as Json).map((s) => s.statement);
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ['s3:PutObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
+    ]);
+    const recipe = resource('Node22ImageRecipe').Properties as {
+      Components: Array<{ Parameters?: Array<{ Name: string; Value: Json[] }> }>;
+    };
+    const upload = recipe.Components.flatMap((c) => c.Parameters ?? []).find((p) => p.Name === 'RuntimeUpload');
+    expect(upload?.Value).toEqual([{ 'Fn::Sub': `s3://\${ArtefactsBucket}/${RUNTIME_PREFIX}` }]);
+    // The zips are records of builds, kept like the rest of builds/.
+    expect(RUNTIME_PREFIX.startsWith('builds/')).toBe(true);
   });
 });
 
@@ -705,8 +702,7 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
     's3:PutObject',
   ],
   validate: ['lambda:InvokeFunction', 'lambda:GetFunctionConfiguration', 's3:PutObject'],
-<<<<<<< /tmp/fix/test/deploy/package.test.ts
-  requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'ssm:GetParameter'],
+  requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'ssm:GetParameter'],
   release: [
     'lambda:GetAlias',
     'lambda:GetFunctionConfiguration',
@@ -716,10 +712,6 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
     'cloudwatch:DescribeAlarms',
   ],
   shiftTraffic: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias', 'cloudwatch:DescribeAlarms'],
-=======
-  requestApproval: ['lambda:GetAlias', 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'ssm:GetParameter'],
-  release: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:CreateAlias', 'lambda:DeleteAlias'],
->>>>>>> /tmp/fix/test/deploy/package.test.ts.theirs
   undoRelease: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias'],
   recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
   recordFailure: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 's3:PutObject', 'ssm:GetParameter'],

@@ -10,11 +10,7 @@ import {
 } from '@slack/web-api';
 import { APPROVE_ACTION, type ClickReplies, REJECT_ACTION } from '../../cores/slack-callback.ts';
 import { BakeryError, TransientBackendError } from '../../errors.ts';
-<<<<<<< /tmp/fix/src/adapters/aws/slack.ts
-import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
-=======
-import type { ApprovalMessage, ApprovalRecord, Notifier } from '../../ports.ts';
->>>>>>> /tmp/fix/src/adapters/aws/slack.ts.theirs
+import type { ApprovalMessage, ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
 import { resolveSetting, type Setting } from './config.ts';
 
 type Blocks = Extract<ChatPostMessageArguments, { blocks: unknown }>['blocks'];
@@ -217,7 +213,6 @@ export class SlackNotifier implements Notifier, ClickReplies {
     await this.post(text);
   }
 
-<<<<<<< /tmp/fix/src/adapters/aws/slack.ts
   async driftFound(report: DriftReport): Promise<void> {
     const drifted = report.functions.filter((f) => f.differences.length > 0);
     const lines = drifted.map(
@@ -229,10 +224,7 @@ export class SlackNotifier implements Notifier, ClickReplies {
     await this.post(cut(`:warning: Drift: what is live differs from the release manifests\n${lines.join('\n')}`, 3000));
   }
 
-  private async post(text: string, blocks?: Blocks): Promise<void> {
-=======
   private async post(text: string, blocks?: Blocks): Promise<ApprovalMessage | null> {
->>>>>>> /tmp/fix/src/adapters/aws/slack.ts.theirs
     const channel = resolveSetting(this.channel);
     const out = await this.call('chat.postMessage', channel, (web) =>
       web.chat.postMessage({ channel, text, ...(blocks ? { blocks } : {}) }),

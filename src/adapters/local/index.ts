@@ -4,11 +4,8 @@ import type { BakeSource, SourceReader } from '../../ports.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
 import type { Deps } from '../../tasks.ts';
-<<<<<<< /tmp/fix/src/adapters/local/index.ts
-import { LocalAlarms } from './alarms.ts';
-=======
 import type { SlackNotifier } from '../aws/slack.ts';
->>>>>>> /tmp/fix/src/adapters/local/index.ts.theirs
+import { LocalAlarms } from './alarms.ts';
 import type { LocalHome } from './home.ts';
 import { LocalImageBuilder } from './image-builder.ts';
 import { LocalInvoker } from './invoker.ts';

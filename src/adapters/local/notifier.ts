@@ -1,8 +1,4 @@
-<<<<<<< /tmp/fix/src/adapters/local/notifier.ts
-import type { ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
-=======
-import type { ApprovalMessage, ApprovalRecord, Notifier } from '../../ports.ts';
->>>>>>> /tmp/fix/src/adapters/local/notifier.ts.theirs
+import type { ApprovalMessage, ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
 export class TerminalNotifier implements Notifier {
