@@ -78,6 +78,24 @@ export interface ResolvedBake {
   recipe: ResolvedRecipe;
   functions: ResolvedFunction[];
   approval: { timeoutSeconds: number; approvers: string[] };
+  /** The bake key of `recipe` (src/cores/image.ts). Set by every resolve. */
+  bakeKey?: string;
+  /**
+   * A scheduled bake whose bake key and function code equal those of the releases live
+   * now: it ends as "up to date", publishing nothing and asking nobody. Set by every resolve.
+   */
+  upToDate?: boolean;
+  /** The bakes whose live releases it equals, when up to date (empty otherwise). Set by every resolve. */
+  upToDateWith?: string[];
+  /** The pins a scheduled bake moved to the newest patch (empty for other bakes). Set by every resolve. */
+  patched?: PatchChange[];
+}
+
+/** A pin a scheduled bake moved: `parameters.NodeVersion` or `baseImage`, from what to what. */
+export interface PatchChange {
+  field: string;
+  from: string | null;
+  to: string;
 }
 
 export interface BuildRecord {
@@ -535,4 +553,51 @@ export type LedgerEntry =
 export interface Ledger {
   append(entry: LedgerEntry): Promise<void>;
   list(): Promise<LedgerEntry[]>;
+}
+
+// ---------------------------------------------------------------- triggers and patches
+
+/** Starts executions of the bake state machine by name (Step Functions StartExecution in AWS). */
+export interface BakeStarter {
+  /**
+   * Start the execution `name` with `request` as its input. `started: false` when an
+   * execution of that name exists already (running, or finished within the time Step
+   * Functions keeps names): the same bake, asked for again.
+   */
+  start(name: string, request: BakeRequest): Promise<{ started: boolean; executionArn: string | null }>;
+}
+
+/** One version of a bake source object. */
+export interface SourceObject {
+  bucket: string;
+  key: string;
+  versionId: string | null;
+}
+
+/** The bake sources in the source bucket (S3 ListObjectVersions in AWS). */
+export interface SourceCatalog {
+  /** The current version of every object under `prefix` whose key ends in `.zip`; deleted ones are left out. */
+  latest(bucket: string, prefix: string): Promise<SourceObject[]>;
+}
+
+/** The newest patch of the runtime line a recipe pins, as the parameter values that pin it. */
+export interface RuntimePatch {
+  parameters: Record<string, string>;
+  /** Where the values were read (for the record), e.g. `https://nodejs.org/dist/index.json`. */
+  source: string;
+}
+
+/**
+ * What is newest for a recipe: the runtime line it pins (e.g. Node.js 22.x) and the
+ * base image it builds on. The official release index in AWS; what is installed locally.
+ */
+export interface PatchResolver {
+  /** The newest patch of the line the recipe pins; null when it pins no line this resolver knows. */
+  runtime(recipe: ResolvedRecipe): Promise<RuntimePatch | null>;
+  /**
+   * The newest base image matching `name/pattern`, where an `x` node of the pattern
+   * matches any number, as `name/<version>`; null when nothing can be resolved here
+   * (a local build starts from the machine it runs on).
+   */
+  baseImage(pattern: string): Promise<string | null>;
 }

@@ -21,6 +21,11 @@ const SETTINGS = {
   SLACK_BOT_TOKEN_PARAM: z.string().min(1),
   /** Name of the SSM SecureString parameter holding the Slack app's signing secret (never the secret itself). */
   SLACK_SIGNING_SECRET_PARAM: z.string().startsWith('/', 'expected an SSM parameter name starting with "/"'),
+  /** The bake state machine the S3 trigger and the scheduled rebuild start executions of. */
+  STATE_MACHINE_ARN: z.string().startsWith('arn:', 'expected an ARN'),
+  /** The versioned bucket bake sources are uploaded to, and the prefix under which a `.zip` is one. */
+  SOURCE_BUCKET: z.string().min(1),
+  SOURCE_PREFIX: z.string(),
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -6,11 +6,13 @@ import type { Deps } from '../../tasks.ts';
 import { CloudWatchAlarmMonitor } from './alarms.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { fromEnv, recipesDir } from './config.ts';
+import { DeployedRecipeImageBuilder } from './deployed-recipe.ts';
 import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
 import { LambdaFunctionRegistry } from './functions.ts';
 import { AwsImageBuilder } from './image-builder.ts';
 import { LambdaInvoker } from './invoker.ts';
 import { LambdaLayerRegistry } from './layers.ts';
+import { AwsPatchResolver } from './patches.ts';
 import { S3ArtefactStore, S3SourceReader } from './s3.ts';
 import { SlackNotifier, signingSecretFrom } from './slack.ts';
 
@@ -33,11 +35,14 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
   const bucket = fromEnv('ARTEFACTS_BUCKET', env);
   const table = fromEnv('TABLE_NAME', env);
   const clock = { now: () => new Date() };
+  const recipes = lazyRecipes(env);
+  const pipelineArn = fromEnv('IMAGE_PIPELINE_ARN', env);
   return {
     sources: new S3SourceReader(),
-    recipes: lazyRecipes(env),
+    recipes,
     artefacts: new S3ArtefactStore({ bucket }),
-    imageBuilder: new AwsImageBuilder({ pipelineArn: fromEnv('IMAGE_PIPELINE_ARN', env), table, clock }),
+    // The pipeline builds the recipe as deployed: a bake asking for other pins is refused, not mislabelled.
+    imageBuilder: new DeployedRecipeImageBuilder(new AwsImageBuilder({ pipelineArn, table, clock }), recipes),
     layers: new LambdaLayerRegistry({ bucket }),
     functions: new LambdaFunctionRegistry({ bucket, role: fromEnv('FUNCTION_ROLE_ARN', env) }),
     invoker: new LambdaInvoker(),
@@ -46,6 +51,8 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
     callbacks: new SfnTaskCallbacks(),
     ledger: new DynamoLedger({ table }),
     alarms: new CloudWatchAlarmMonitor(),
+    // Base images are looked up in the pipeline's own region and partition.
+    patches: new AwsPatchResolver({ regionArn: pipelineArn }),
     clock,
     ids: { random: () => randomBytes(8).toString('hex') },
   };

@@ -10,6 +10,7 @@ import type { LocalHome } from './home.ts';
 import { LocalImageBuilder } from './image-builder.ts';
 import { LocalInvoker } from './invoker.ts';
 import { TerminalNotifier } from './notifier.ts';
+import { InstalledNodePatchResolver } from './patches.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
 import { TerminalAndSlackNotifier } from './slack.ts';
 import { LocalApprovalStore, LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from './stores.ts';
@@ -67,6 +68,7 @@ export function createLocalDeps(options: {
     callbacks,
     ledger: new LocalLedger(home),
     alarms: new LocalAlarms(home),
+    patches: new InstalledNodePatchResolver({ projectRoot }),
     clock: { now: () => new Date() },
     ids: { random: () => randomBytes(8).toString('hex') },
   };
