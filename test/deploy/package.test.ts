@@ -15,7 +15,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { RUNTIME_PREFIX } from '../../src/adapters/aws/image-builder.ts';
-import { parseBakeRequest } from '../../src/contracts.ts';
 import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runDocument } from '../../src/recipes/toe.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
@@ -74,6 +73,8 @@ const OTHER_FUNCTIONS: Record<string, string[]> = {
     'states:SendTaskSuccess',
     'states:SendTaskFailure',
   ],
+  startBake: ['states:StartExecution'],
+  scheduledRebake: ['s3:ListBucketVersions', 'states:StartExecution'],
 };
 
 /** Every function in serverless.yml. */
@@ -356,49 +357,37 @@ describe('state machine', () => {
   });
 });
 
-// ---------------------------------------------------------------- trigger
+// ---------------------------------------------------------------- triggers
+
+/** A role's statements, by the function that has it. */
+function statementsOfFunction(key: string): Statement[] {
+  const role = (resource(logicalIdOf(key)).Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  return statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+}
 
 describe('S3 trigger', () => {
-  const sampleEvent = (key: string) => ({
-    version: '0',
-    'detail-type': 'Object Created',
-    source: 'aws.s3',
-    account: '123456789012',
-    region: 'eu-west-1',
-    detail: {
-      version: '0',
-      bucket: { name: 'bakery-dev-sourcebucket-1a2b3c' },
-      object: {
-        key,
-        size: 2048,
-        etag: 'd41d8cd98f00b204e9800998ecf8427e',
-        'version-id': '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrH',
-        sequencer: '0',
-      },
-      reason: 'PutObject',
-    },
-  });
-
   function rule() {
     const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
-      asArray(r.Properties.Targets as Json).some((t) => isObject(t) && isObject(t.Arn) && t.Arn.Ref === 'BakeStateMachine'),
+      asArray(r.Properties.Targets as Json).some((t) => isObject(t) && JSON.stringify(t.Arn).includes('"StartBakeLambdaFunction"')),
     );
     expect(rules).toHaveLength(1);
-    return (rules[0] as [string, Resource])[1].Properties as {
-      EventPattern: {
-        source: string[];
-        'detail-type': string[];
-        detail: { bucket: { name: Json[] }; object: { key: Array<{ wildcard: string }> } };
-      };
-      Targets: Array<{
-        RoleArn: { 'Fn::GetAtt': [string, string] };
-        InputTransformer: { InputPathsMap: Record<string, string>; InputTemplate: string };
-      }>;
+    const [id, found] = rules[0] as [string, Resource];
+    return {
+      id,
+      properties: found.Properties as {
+        Name: string;
+        EventPattern: {
+          source: string[];
+          'detail-type': string[];
+          detail: { bucket: { name: Json[] }; object: { key: Array<{ wildcard: string }> } };
+        };
+        Targets: Array<{ Arn: Json; Input?: string; InputTransformer?: Json; RoleArn?: Json }>;
+      },
     };
   }
 
   it('matches objects created in the source bucket under bakes/ ending in .zip', () => {
-    const { EventPattern } = rule();
+    const { EventPattern } = rule().properties;
     expect(EventPattern.source).toEqual(['aws.s3']);
     expect(EventPattern['detail-type']).toEqual(['Object Created']);
     expect(EventPattern.detail.bucket.name).toEqual([{ Ref: 'SourceBucket' }]);
@@ -411,29 +400,141 @@ describe('S3 trigger', () => {
     expect(matches.test('other/hello.zip')).toBe(false);
   });
 
-  it('starts the state machine with the bake request the contract accepts', () => {
-    const target = rule().Targets[0];
-    if (!target) throw new Error('no target');
-    const event = sampleEvent('bakes/hello.zip');
-    // EventBridge's input transformer: each path is looked up in the event, and an
-    // unquoted <placeholder> becomes that value as JSON.
-    const values = Object.fromEntries(
-      Object.entries(target.InputTransformer.InputPathsMap).map(([name, jsonPath]) => [
-        name,
-        jsonPath
-          .replace(/^\$\./, '')
-          .split('.')
-          .reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], event),
-      ]),
-    );
-    const input = JSON.parse(target.InputTransformer.InputTemplate.replace(/<(\w+)>/g, (_m, name: string) => JSON.stringify(values[name])));
-    const location = { type: 's3', bucket: event.detail.bucket.name, key: 'bakes/hello.zip', versionId: event.detail.object['version-id'] };
-    expect(input).toEqual({ source: location, trigger: location });
-    expect(parseBakeRequest(input)).toEqual(input);
+  it('hands the event, untransformed, to startBake only, which names the execution; no rule starts the state machine itself', () => {
+    // A Step Functions target cannot set the execution name, so it could not deduplicate.
+    const { id, properties } = rule();
+    expect(properties.Targets).toHaveLength(1);
+    const [target] = properties.Targets;
+    expect(target?.Arn).toEqual({ 'Fn::GetAtt': ['StartBakeLambdaFunction', 'Arn'] });
+    expect(target?.Input).toBeUndefined();
+    expect(target?.InputTransformer).toBeUndefined();
+    const onMachine = ofType('AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes('BakeStateMachine'));
+    expect(onMachine).toEqual([]);
 
-    const role = target.RoleArn['Fn::GetAtt'][0];
-    const statements = statementsOf(resource(role, 'AWS::IAM::Role').Properties.Policies as Json).map((s) => s.statement);
+    // EventBridge may invoke startBake, for this rule only.
+    const permissions = ofType('AWS::Lambda::Permission').filter(([, p]) =>
+      JSON.stringify(p.Properties.FunctionName).includes('"StartBakeLambdaFunction"'),
+    );
+    expect(permissions).toHaveLength(1);
+    const permission = (permissions[0] as [string, Resource])[1].Properties;
+    expect(permission.Principal).toBe('events.amazonaws.com');
+    expect(JSON.stringify(permission.SourceArn)).toContain(properties.Name);
+    expect(id).toMatch(/EventBridgeRule$/);
+  });
+
+  it('lets startBake start executions of the bake state machine, and nothing else', () => {
+    const env = (resource('StartBakeLambdaFunction').Properties.Environment as { Variables: JsonObject }).Variables;
+    expect(env.STATE_MACHINE_ARN).toEqual({ Ref: 'BakeStateMachine' });
+    const statements = statementsOfFunction('startBake').filter((s) => !asArray(s.Action).some((a) => a.startsWith('logs:')));
     expect(statements).toEqual([{ Effect: 'Allow', Action: ['states:StartExecution'], Resource: { Ref: 'BakeStateMachine' } }]);
+  });
+});
+
+describe('patch rebuild schedule', () => {
+  const schedule = () => {
+    const schedules = ofType('AWS::Scheduler::Schedule');
+    expect(schedules).toHaveLength(1);
+    return (schedules[0] as [string, Resource])[1].Properties as {
+      ScheduleExpression: string;
+      State: Json;
+      FlexibleTimeWindow: Json;
+      Target: { Arn: Json; RoleArn: { 'Fn::GetAtt': [string, string] }; Input: string; RetryPolicy: Json };
+    };
+  };
+
+  it('invokes scheduledRebake weekly, and is on by default (the patchRebuild param)', () => {
+    const { ScheduleExpression, State, Target } = schedule();
+    expect(ScheduleExpression).toBe('rate(7 days)');
+    expect(Target.Arn).toEqual({ 'Fn::GetAtt': ['ScheduledRebakeLambdaFunction', 'Arn'] });
+    expect(State).toEqual({ 'Fn::If': ['PatchRebuildOn', 'ENABLED', 'DISABLED'] });
+    const conditions = (template as unknown as { Conditions: Record<string, Json> }).Conditions;
+    // `--param="patchRebuild=false"` makes it ['false', 'true']: DISABLED.
+    expect(conditions.PatchRebuildOn).toEqual({ 'Fn::Equals': ['true', 'true'] });
+  });
+
+  it("sends the schedule's ARN and due time, which the handler accepts, as a schedule trigger", async () => {
+    const { ScheduleFiringSchema } = await import('../../functions/scheduled-rebake/handler.ts');
+    const input = JSON.parse(
+      schedule()
+        .Target.Input.replace(
+          '<aws.scheduler.schedule-arn>',
+          'arn:aws:scheduler:eu-west-1:123456789012:schedule/default/bakery-dev-patch-rebuild',
+        )
+        .replace('<aws.scheduler.scheduled-time>', '2026-11-23T06:00:00Z'),
+    );
+    expect(ScheduleFiringSchema.parse(input)).toEqual({
+      scheduleArn: 'arn:aws:scheduler:eu-west-1:123456789012:schedule/default/bakery-dev-patch-rebuild',
+      scheduledTime: '2026-11-23T06:00:00Z',
+    });
+  });
+
+  it('assumes a role of its own that only EventBridge Scheduler of this account can, which may only invoke scheduledRebake', () => {
+    const role = resource(schedule().Target.RoleArn['Fn::GetAtt'][0], 'AWS::IAM::Role').Properties;
+    expect(role.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Action: 'sts:AssumeRole',
+          Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        },
+      ],
+    });
+    expect(statementsOf(role.Policies as Json).map((s) => s.statement)).toEqual([
+      { Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: { 'Fn::GetAtt': ['ScheduledRebakeLambdaFunction', 'Arn'] } },
+    ]);
+  });
+
+  it('lets scheduledRebake list versions under the source prefix only, and start bakes', () => {
+    const env = (resource('ScheduledRebakeLambdaFunction').Properties.Environment as { Variables: JsonObject }).Variables;
+    expect(env).toMatchObject({
+      STATE_MACHINE_ARN: { Ref: 'BakeStateMachine' },
+      SOURCE_BUCKET: { Ref: 'SourceBucket' },
+      SOURCE_PREFIX: 'bakes/',
+    });
+    const statements = statementsOfFunction('scheduledRebake').filter((s) => !asArray(s.Action).some((a) => a.startsWith('logs:')));
+    expect(statements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['s3:ListBucketVersions'],
+        Resource: { 'Fn::GetAtt': ['SourceBucket', 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': ['bakes/*'] } },
+      },
+      { Effect: 'Allow', Action: ['states:StartExecution'], Resource: { Ref: 'BakeStateMachine' } },
+    ]);
+  });
+
+  it('lets ResolveBake read the ledger (its key only), the manifests and Amazon-managed base images, for "up to date"', () => {
+    const statements = statementsOfFunction('resolveBake');
+    const find = (action: string) => statements.filter((s) => asArray(s.Action).includes(action));
+    expect(find('dynamodb:Query')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:Query'],
+        Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
+        Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['LEDGER'] } },
+      },
+    ]);
+    expect(find('s3:GetObject').flatMap((s) => resourceStrings(s.Resource))).toContain(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+      '${ArtefactsBucket.Arn}/manifests/*',
+    );
+    expect(find('imagebuilder:GetImage').flatMap((s) => resourceStrings(s.Resource))).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+      'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:aws:image/*',
+    ]);
+  });
+
+  it('has the UpToDate end in the state machine: a Choice on $.bake.upToDate right after ResolveBake', () => {
+    const states = asl.States as Record<string, AslState & { Next?: string; Choices?: Json; Default?: string }>;
+    expect(states.ResolveBake?.Next).toBe('IsUpToDate');
+    expect(states.IsUpToDate).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.bake.upToDate', BooleanEquals: true, Next: 'UpToDate' }],
+      Default: 'BuildImage',
+    });
+    expect(states.UpToDate?.Type).toBe('Succeed');
   });
 });
 
@@ -687,7 +788,7 @@ const LAMBDA_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
 
 /** What each task's role may do besides writing its own logs: the least-privilege contract. */
 const TASK_ACTIONS: Record<TaskName, string[]> = {
-  resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject'],
+  resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 'dynamodb:Query', 'imagebuilder:GetImage'],
   buildImage: ['imagebuilder:StartImagePipelineExecution', 'dynamodb:PutItem'],
   publishLayer: ['lambda:PublishLayerVersion', 'lambda:GetLayerVersion', 'lambda:ListLayerVersions', 's3:GetObject', 's3:PutObject'],
   publishVersion: [
