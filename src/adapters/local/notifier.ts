@@ -44,7 +44,9 @@ export class TerminalNotifier implements Notifier {
 
   async driftFound(report: DriftReport): Promise<void> {
     for (const f of report.functions.filter((fn) => fn.differences.length > 0)) {
-      this.write(`  drift: ${f.name}:${f.alias} differs from bake ${f.bakeId ?? '(unknown)'} (${f.differences.map((d) => d.field).join(', ')})`);
+      this.write(
+        `  drift: ${f.name}:${f.alias} differs from bake ${f.bakeId ?? '(unknown)'} (${f.differences.map((d) => d.field).join(', ')})`,
+      );
     }
   }
 }
