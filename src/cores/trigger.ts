@@ -106,8 +106,9 @@ export interface RebakeOutcome {
  * The scheduled patch rebuild: start a bake of the current version of every bake source
  * in the source bucket, triggered as `schedule`. ResolveBake then moves the recipe's pins
  * to the newest patch and ends the bake as "up to date" when nothing changed. One source
- * failing to start does not stop the others; the first error is thrown after all were
- * tried, so the invocation counts as failed and is retried (duplicates are harmless).
+ * failing to start does not stop the others; after all were tried its error (or an
+ * AggregateError of several) is thrown, so the invocation counts as failed and is retried
+ * (the ones that started are then duplicates, which start nothing).
  */
 export async function scheduledRebake(
   firing: ScheduleFiring,
@@ -133,6 +134,7 @@ export async function scheduledRebake(
       errors.push(error);
     }
   }
-  if (errors.length) throw errors[0];
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} of ${sources.length} patch bakes could not be started`);
   return { week, sources: sources.length, bakes };
 }

@@ -10,11 +10,11 @@ const BAKE_ID = /^[A-Za-z0-9_-]{1,80}$/;
 class NamedExecutions implements BakeStarter {
   readonly started = new Map<string, BakeRequest>();
   readonly calls: string[] = [];
-  failFor: string | undefined;
+  readonly failFor = new Set<string>();
 
   async start(name: string, request: BakeRequest) {
     this.calls.push(name);
-    if (name === this.failFor) throw new Error(`cannot start ${name}`);
+    if (this.failFor.has(name)) throw new Error(`cannot start ${name}`);
     if (this.started.has(name)) return { started: false, executionArn: `arn:aws:states:eu-west-1:123456789012:execution:bake:${name}` };
     this.started.set(name, structuredClone(request));
     return { started: true, executionArn: `arn:aws:states:eu-west-1:123456789012:execution:bake:${name}` };
@@ -187,7 +187,7 @@ describe('scheduledRebake', () => {
   it('tries every source when one cannot be started, then fails with that error', async () => {
     // Prepare
     const executions = new NamedExecutions();
-    executions.failFor = patchBakeName({ bucket: 'src', key: 'bakes/alpha.zip', versionId: 'a3' }, '2026W47');
+    executions.failFor.add(patchBakeName({ bucket: 'src', key: 'bakes/alpha.zip', versionId: 'a3' }, '2026W47'));
     const deps = { catalog: catalogOf(sources), starter: executions, clock: new FakeClock('2026-11-22T06:00:00Z') };
 
     // Act
@@ -197,6 +197,16 @@ describe('scheduledRebake', () => {
     expect(error.message).toContain('cannot start');
     expect(executions.calls).toHaveLength(2);
     expect([...executions.started.keys()]).toEqual([patchBakeName(sources[0] as SourceObject, '2026W47')]);
+  });
+
+  it('fails with every error when several sources cannot be started', async () => {
+    const executions = new NamedExecutions();
+    for (const object of sources) executions.failFor.add(patchBakeName(object, '2026W47'));
+    const deps = { catalog: catalogOf(sources), starter: executions, clock: new FakeClock('2026-11-22T06:00:00Z') };
+    const error = await rejection(scheduledRebake(firing, { bucket: 'src', prefix: 'bakes/' }, deps));
+    expect(error).toBeInstanceOf(AggregateError);
+    expect(error.message).toBe('2 of 2 patch bakes could not be started');
+    expect((error as AggregateError).errors).toHaveLength(2);
   });
 
   it('does nothing when there are no sources', async () => {
