@@ -2,12 +2,13 @@ import { Readable } from 'node:stream';
 import { GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context, ScheduledEvent } from 'aws-lambda';
+import type { ScheduledEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/drift-check/handler.ts';
 import { manifestKey } from '../../src/cores/record.ts';
 import { logger } from '../../src/lambda.ts';
+import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 // The handler uses the module-scope clients of src/adapters/aws/clients.ts: mock the classes.
@@ -15,20 +16,7 @@ const lambda = mockClient(LambdaClient);
 const s3 = mockClient(S3Client);
 const dynamo = mockClient(DynamoDBDocumentClient);
 
-const context = {
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'bakery-dev-driftCheck',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-dev-driftCheck',
-  memoryLimitInMB: '256',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  logGroupName: '/aws/lambda/bakery-dev-driftCheck',
-  logStreamName: '2026/11/22/[$LATEST]abcdef',
-  getRemainingTimeInMillis: () => 60_000,
-  done: () => {},
-  fail: () => {},
-  succeed: () => {},
-} satisfies Context;
+const context = lambdaContext('bakery-dev-driftCheck');
 
 const event = {
   version: '0',

@@ -9,33 +9,20 @@ import {
   UpdateAliasCommand,
 } from '@aws-sdk/client-lambda';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler as recordSuccess } from '../../functions/record-success/handler.ts';
 import { handler as release } from '../../functions/release/handler.ts';
 import { logger } from '../../src/lambda.ts';
 import { TASKS } from '../../src/tasks.ts';
+import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 // The handlers use the module-scope clients of src/adapters/aws/clients.ts: mock the classes.
 const lambda = mockClient(LambdaClient);
 const s3 = mockClient(S3Client);
 
-const context = {
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'bakery-release',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-release',
-  memoryLimitInMB: '256',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  logGroupName: '/aws/lambda/bakery-release',
-  logStreamName: '2026/11/22/[$LATEST]abcdef',
-  getRemainingTimeInMillis: () => 60_000,
-  done: () => {},
-  fail: () => {},
-  succeed: () => {},
-} satisfies Context;
+const context = lambdaContext('bakery-release');
 
 const versions = { functions: [{ name: 'hello', version: '7', codeSha256: 'c=', alias: 'live' }] };
 

@@ -3,12 +3,12 @@ import { GetImageCommand, ImagebuilderClient } from '@aws-sdk/client-imagebuilde
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/image-build-events/handler.ts';
 import { logger } from '../../src/lambda.ts';
 import { awsError, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
+import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 // The handler uses the module-scope clients of src/adapters/aws/clients.ts: mock the classes.
@@ -17,20 +17,7 @@ const s3 = mockClient(S3Client);
 const sfn = mockClient(SFNClient);
 const imageBuilder = mockClient(ImagebuilderClient);
 
-const context = {
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'bakery-dev-imageBuildEvents',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-dev-imageBuildEvents',
-  memoryLimitInMB: '512',
-  awsRequestId: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0',
-  logGroupName: '/aws/lambda/bakery-dev-imageBuildEvents',
-  logStreamName: '2026/11/22/[$LATEST]abcdef',
-  getRemainingTimeInMillis: () => 60_000,
-  done: () => {},
-  fail: () => {},
-  succeed: () => {},
-} satisfies Context;
+const context = lambdaContext('bakery-dev-imageBuildEvents');
 
 const BUILD = 'arn:aws:imagebuilder:eu-west-1:123456789012:image/bakery-dev-node22/1.0.123456/4';
 const AMI = 'ami-0a1b2c3d4e5f67890';

@@ -1,12 +1,12 @@
 import { ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/scheduled-rebake/handler.ts';
 import { parseBakeRequest } from '../../src/contracts.ts';
 import { patchBakeName } from '../../src/cores/trigger.ts';
 import { logger } from '../../src/lambda.ts';
+import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const sfn = mockClient(SFNClient);
@@ -14,20 +14,7 @@ const s3 = mockClient(S3Client);
 const MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:bakery-dev-bake';
 const SCHEDULE = 'arn:aws:scheduler:eu-west-1:123456789012:schedule/default/bakery-dev-patch-rebuild';
 
-const context = {
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'bakery-dev-scheduledRebake',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-dev-scheduledRebake',
-  memoryLimitInMB: '256',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  logGroupName: '/aws/lambda/bakery-dev-scheduledRebake',
-  logStreamName: '2026/11/22/[$LATEST]abcdef',
-  getRemainingTimeInMillis: () => 60_000,
-  done: () => {},
-  fail: () => {},
-  succeed: () => {},
-} satisfies Context;
+const context = lambdaContext('bakery-dev-scheduledRebake');
 
 describe('scheduled-rebake handler', () => {
   beforeEach(() => {

@@ -1,31 +1,18 @@
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from '@aws-sdk/client-sfn';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/start-bake/handler.ts';
 import { parseBakeRequest } from '../../src/contracts.ts';
 import { s3BakeName } from '../../src/cores/trigger.ts';
 import { logger } from '../../src/lambda.ts';
+import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 // The handler uses the module-scope client of src/adapters/aws/clients.ts: mock the class.
 const sfn = mockClient(SFNClient);
 const MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:bakery-dev-bake';
 
-const context = {
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'bakery-dev-startBake',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:bakery-dev-startBake',
-  memoryLimitInMB: '256',
-  awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
-  logGroupName: '/aws/lambda/bakery-dev-startBake',
-  logStreamName: '2026/11/22/[$LATEST]abcdef',
-  getRemainingTimeInMillis: () => 60_000,
-  done: () => {},
-  fail: () => {},
-  succeed: () => {},
-} satisfies Context;
+const context = lambdaContext('bakery-dev-startBake');
 
 /** An "Object Created" event as S3 sends it to EventBridge (a PutObject into a versioned bucket). */
 const objectCreated = (id = '17793124-05d4-b198-2fde-7ededc63b103') => ({
