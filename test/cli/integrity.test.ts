@@ -21,37 +21,15 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { documentClient, lambdaClient, s3Client } from '../../src/adapters/aws/clients.ts';
-import { ExitCodes, makeProgram } from '../../src/cli/program.ts';
+import { ExitCodes } from '../../src/cli/program.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
-import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runBake } from '../../src/local/runner.ts';
 import { body, tempDir, zipOf } from '../adapters/aws/fixtures.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 import { type LocalBackend, localBackend, recordBake } from '../helpers/pins.ts';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `bakery <args>` in-process, output captured. */
-async function bakery(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const { run } = makeProgram({
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env: { BAKERY_USER: 'tester', ...env },
-    cwd: PROJECT_ROOT,
-  });
-  const code = await run(args);
-  return { code, stdout, stderr };
-}
+const bakery = (args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> => runCli(args, { BAKERY_USER: 'tester', ...env });
 
 describe('bakery verify and prune on the local backend', () => {
   let backend: LocalBackend;

@@ -10,34 +10,14 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExitCodes, makeProgram } from '../../src/cli/program.ts';
+import { ExitCodes } from '../../src/cli/program.ts';
 import { manifestKey } from '../../src/cores/record.ts';
-import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runBake } from '../../src/local/runner.ts';
 import type { DriftReport, LedgerEntry } from '../../src/ports.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type SpecJson, type Workspace } from '../helpers/local-bake.ts';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function bakery(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const { run } = makeProgram({
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env: { BAKERY_USER: 'tester', ...env },
-    cwd: PROJECT_ROOT,
-  });
-  return { code: await run(args), stdout, stderr };
-}
+const bakery = (args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> => runCli(args, { BAKERY_USER: 'tester', ...env });
 
 describe('on the local backend', () => {
   let ws: Workspace;

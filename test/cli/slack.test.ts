@@ -5,9 +5,10 @@ import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalHome } from '../../src/adapters/local/home.ts';
 import { createLocalDeps } from '../../src/adapters/local/index.ts';
-import { ExitCodes, makeProgram } from '../../src/cli/program.ts';
+import { ExitCodes } from '../../src/cli/program.ts';
 import { addSlackCommands } from '../../src/cli/slack.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
+import { runCli } from '../helpers/cli.ts';
 
 describe('bakery callback-server', () => {
   let dir: string;
@@ -20,21 +21,8 @@ describe('bakery callback-server', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function bakery(args: string[], env: NodeJS.ProcessEnv = {}) {
-    let stdout = '';
-    let stderr = '';
-    const { run } = makeProgram({
-      out: (t) => {
-        stdout += t;
-      },
-      err: (t) => {
-        stderr += t;
-      },
-      env: { PATH: process.env.PATH, BAKERY_HOME: path.join(dir, 'home'), ...env },
-      cwd: dir,
-    });
-    return { code: await run(args), stdout, stderr };
-  }
+  const bakery = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    runCli(args, { PATH: process.env.PATH, BAKERY_HOME: path.join(dir, 'home'), ...env }, dir);
 
   it('refuses to start without a signing secret, saying where to put it', async () => {
     const result = await bakery(['callback-server']);
