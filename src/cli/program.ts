@@ -47,6 +47,9 @@ const defaultIO = (): ProgramIO => ({
   cwd: process.cwd(),
 });
 
+/** The recipes under the project's `layers/`, for checking a spec before anything is written. */
+const projectRecipes = () => new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
+
 /** A failure the CLI reports with a given exit code. */
 class ExitError extends Error {
   readonly code: number;
@@ -135,11 +138,9 @@ Exit codes:
     .addOption(new Option('--approver <name>', 'who approves with --approve').default(whoami(io.env), 'your user name'))
     .action(async (specArg: string, opts: { approve?: boolean; rebuild?: boolean; approver: string }) => {
       requireLocal('bake');
-      const h = home();
-      const local = createLocalDeps({ home: h, projectRoot: PROJECT_ROOT });
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
-      const { spec } = await checkBakeInput(specFile, local.recipes, specArg);
+      const { spec } = await checkBakeInput(specFile, projectRecipes(), specArg);
       const d = await deps({
         create: true,
         onStep: (e) => {
@@ -151,7 +152,7 @@ Exit codes:
         waitingHint: !opts.approve,
       });
       const bakeId = newBakeId(spec.name, new Date(), d.ids.random());
-      line(`bake ${bakeId}: ${specArg} on the local backend (${h.root})`);
+      line(`bake ${bakeId}: ${specArg} on the local backend (${d.home.root})`);
       const outcome = await runBake(
         {
           bakeId,
@@ -191,7 +192,7 @@ Exit codes:
     .action(async (specArg: string, opts: { rebuild?: boolean }) => {
       requireLocal('build');
       const h = home();
-      const recipes = new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
+      const recipes = projectRecipes();
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
       const { spec } = await loadSpec(specFile).catch((error: unknown) => {
