@@ -155,8 +155,8 @@ export function parseSpec(raw: unknown, where: string): BakeSpec {
   return parsed.data;
 }
 
-/** Read and parse a spec file (JSON). */
-export async function loadSpec(file: string): Promise<{ spec: BakeSpec; file: string; dir: string }> {
+/** Read and parse a spec file (JSON); errors name it as `where` (the path as the user gave it, or its S3 URI). */
+export async function loadSpec(file: string, where = file): Promise<{ spec: BakeSpec; file: string; dir: string }> {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -164,7 +164,7 @@ export async function loadSpec(file: string): Promise<{ spec: BakeSpec; file: st
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new BakeSpecError(
-      code === 'ENOENT' ? `bake spec not found: ${file}` : `cannot read bake spec ${file}: ${(cause as Error).message}`,
+      code === 'ENOENT' ? `bake spec not found: ${where}` : `cannot read bake spec ${where}: ${(cause as Error).message}`,
       { cause, hint: 'Pass the path of a bake spec, e.g. `bakery bake examples/hello/bake.json`.' },
     );
   }
@@ -172,7 +172,7 @@ export async function loadSpec(file: string): Promise<{ spec: BakeSpec; file: st
   try {
     raw = JSON.parse(text);
   } catch (cause) {
-    throw new BakeSpecError(`${file} is not valid JSON: ${(cause as Error).message}`, { cause });
+    throw new BakeSpecError(`${where} is not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  return { spec: parseSpec(raw, file), file: abs, dir: path.dirname(abs) };
+  return { spec: parseSpec(raw, where), file: abs, dir: path.dirname(abs) };
 }

@@ -195,10 +195,7 @@ Exit codes:
       const recipes = projectRecipes();
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
-      const { spec } = await loadSpec(specFile).catch((error: unknown) => {
-        if (error instanceof BakeSpecError) error.message = error.message.replaceAll(specFile, specArg);
-        throw error;
-      });
+      const { spec } = await loadSpec(specFile, specArg);
       const recipe = await resolveRecipe(recipes, spec.runtime.recipe, spec.runtime.parameters);
       const key = bakeKey(recipe);
       await h.ensure({ create: true });

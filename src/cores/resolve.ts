@@ -38,10 +38,7 @@ export function newBakeId(specName: string, now: Date, random: string): string {
  * directory exists. The CLI runs it before it writes anything.
  */
 export async function checkBakeInput(specFile: string, recipes: RecipeCatalog, where = specFile) {
-  const { spec, dir } = await loadSpec(specFile).catch((error: unknown) => {
-    if (error instanceof BakeSpecError && where !== specFile) error.message = error.message.replaceAll(specFile, where);
-    throw error;
-  });
+  const { spec, dir } = await loadSpec(specFile, where);
   const recipe = await resolveRecipe(recipes, spec.runtime.recipe, spec.runtime.parameters);
   const codeDirs: string[] = [];
   for (const [index, fn] of spec.functions.entries()) {
