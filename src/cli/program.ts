@@ -11,7 +11,7 @@ import { decideApproval } from '../cores/approval.ts';
 import { bakeKey } from '../cores/image.ts';
 import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
 import { status } from '../cores/status.ts';
-import { BakeryError, BakeSpecError, ImageBuildFailedError, InputError } from '../errors.ts';
+import { BakeryError, ImageBuildFailedError, InputError } from '../errors.ts';
 import { PROJECT_ROOT } from '../local/asl.ts';
 import { runBake } from '../local/runner.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
