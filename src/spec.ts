@@ -149,7 +149,7 @@ export function parseSpec(raw: unknown, where: string): BakeSpec {
       return `  ${at}: ${issue.message}`;
     });
     throw new BakeSpecError(`${where} is not a valid bake spec:\n${lines.join('\n')}`, {
-      hint: 'See "Bake spec" in the README, or examples/hello/bake.json for a working spec.',
+      hint: 'See docs/bake-spec.md, or examples/hello/bake.json for a working spec.',
     });
   }
   return parsed.data;

@@ -98,7 +98,7 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
   const requireLocal = (command: string) => {
     if (program.opts<{ backend: string }>().backend !== 'local') {
       throw new InputError(`\`bakery ${command}\` runs on the local backend only`, {
-        hint: 'In AWS a bake starts when a source zip is uploaded to the source bucket (see "Deploying to AWS" in the README).',
+        hint: 'In AWS a bake starts when a source zip is uploaded to the source bucket (see docs/deploying.md).',
       });
     }
   };
@@ -120,7 +120,7 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
 Environment:
   BAKERY_HOME     state directory of the local backend (default: ./.bakery)
   BAKERY_BACKEND  local (default) or aws; with aws, status/approve/reject/rollback/history/drift
-                  use the deployed stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see the README)
+                  use the deployed stack named by ARTEFACTS_BUCKET, TABLE_NAME, … (see docs/cli.md)
 
 Exit codes:
   ${ExitCodes.Success}  success
