@@ -19,9 +19,10 @@ export type ObjectCreatedEvent = z.output<typeof ObjectCreatedEventSchema>;
 /**
  * The target of the EventBridge rule on uploads to the source bucket (not a
  * state-machine task): start the bake of the uploaded object under a name derived from
- * its bucket, key and version. An event delivered twice finds the execution the first
- * one started, logs that, and succeeds: one object version, one bake. Other errors are
- * logged and rethrown, so Lambda retries the event.
+ * its bucket, key and version. An event delivered twice (also while that bake still
+ * runs) finds the execution the first one started, logs "already started", and
+ * succeeds: one upload, one bake. Other errors are logged and rethrown, so Lambda
+ * retries the event.
  */
 export function startBakeHandler(deps: () => Pick<TriggerDeps, 'starter'>) {
   return middy<ObjectCreatedEvent, StartOutcome, Error, Context>()
@@ -35,12 +36,13 @@ export function startBakeHandler(deps: () => Pick<TriggerDeps, 'starter'>) {
     .handler(async (event) => {
       const { bucket, object } = event.detail;
       logger.appendKeys({ handler: 'startBake', eventId: event.id, bucket: bucket.name, key: object.key });
+      // A bucket whose versioning is suspended reports version id "null": startS3Bake goes by the sequencer then.
       const outcome = await startS3Bake(
         { bucket: bucket.name, key: object.key, versionId: object['version-id'] ?? null, sequencer: object.sequencer ?? null },
         deps(),
       );
       if (outcome.started) logger.info('bake started', { ...outcome });
-      else logger.info('bake already running or done: this object version was started before', { ...outcome });
+      else logger.info('bake already started (running or done): this upload was started before', { ...outcome });
       return outcome;
     });
 }

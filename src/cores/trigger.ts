@@ -33,10 +33,19 @@ export function keySlug(key: string, max: number): string {
  * id (an unversioned bucket) the event's sequencer tells writes of the same key apart.
  */
 export function s3BakeName(object: { bucket: string; key: string; versionId: string | null; sequencer?: string | null }): string {
-  const version = object.versionId ?? `seq:${object.sequencer ?? ''}`;
+  const versionId = objectVersionId(object.versionId);
+  const version = versionId ?? `seq:${object.sequencer ?? ''}`;
   const digest = hash('s3', object.bucket, object.key, version);
   return `s3-${keySlug(object.key, MAX_NAME_LENGTH - 's3-'.length - 1 - HASH_LENGTH)}-${digest}`;
 }
+
+/**
+ * S3 reports `"null"` as the version id of an object written while the bucket's
+ * versioning was never enabled or is suspended: every such write replaces the same
+ * "null" version, so it names no version at all and is treated as a missing one.
+ */
+export const objectVersionId = (versionId: string | null | undefined): string | null =>
+  versionId === undefined || versionId === null || versionId === 'null' ? null : versionId;
 
 /** `2026W47`: the ISO 8601 week (and its year) of a time, in UTC. */
 export function isoWeek(at: Date): string {
@@ -82,7 +91,7 @@ export interface StartOutcome {
  */
 export async function startS3Bake(object: ObjectCreated, deps: { starter: BakeStarter }): Promise<StartOutcome> {
   const bakeId = s3BakeName(object);
-  const location = { type: 's3' as const, bucket: object.bucket, key: object.key, versionId: object.versionId };
+  const location = { type: 's3' as const, bucket: object.bucket, key: object.key, versionId: objectVersionId(object.versionId) };
   const request: BakeRequest = { bakeId, source: location, trigger: location };
   const { started, executionArn } = await deps.starter.start(bakeId, request);
   return { bakeId, started, executionArn };

@@ -54,6 +54,14 @@ describe('s3BakeName', () => {
     expect(a).toMatch(BAKE_ID);
   });
 
+  it('treats version id "null" (versioning suspended) as no version: two uploads of the key are two names', () => {
+    // S3 reports "null" for every write into a bucket whose versioning is suspended.
+    const first = s3BakeName({ ...object, versionId: 'null', sequencer: '00617F08299329D189' });
+    const second = s3BakeName({ ...object, versionId: 'null', sequencer: '00617F08299329D190' });
+    expect(first).not.toBe(second);
+    expect(first).toBe(s3BakeName({ ...object, versionId: null, sequencer: '00617F08299329D189' }));
+  });
+
   it('stays within 80 characters of the bake id alphabet for long and unusual keys, keeping the file name', () => {
     const long = `bakes/${'team-a/'.repeat(20)}my service (v2)+ünïcode.zip`;
     const name = s3BakeName({ ...object, key: long });
@@ -126,6 +134,25 @@ describe('startS3Bake', () => {
     expect(duplicate).toEqual({ ...first, started: false });
     expect(executions.calls).toEqual([first.bakeId, first.bakeId]);
     expect(executions.started.size).toBe(1);
+  });
+});
+
+describe('startS3Bake into a bucket with versioning suspended', () => {
+  it('starts two bakes for two uploads of the same key, reading the current object (no version "null")', async () => {
+    // Prepare
+    const executions = new NamedExecutions();
+    const upload = { bucket: 'src', key: 'bakes/hello.zip', versionId: 'null' };
+
+    // Act
+    const first = await startS3Bake({ ...upload, sequencer: '00617F08299329D189' }, { starter: executions });
+    const second = await startS3Bake({ ...upload, sequencer: '00617F08299329D1A0' }, { starter: executions });
+    const duplicate = await startS3Bake({ ...upload, sequencer: '00617F08299329D1A0' }, { starter: executions });
+
+    // Assess
+    expect([first.started, second.started, duplicate.started]).toEqual([true, true, false]);
+    expect(executions.started.size).toBe(2);
+    const location = { type: 's3', bucket: 'src', key: 'bakes/hello.zip', versionId: null };
+    expect(executions.started.get(second.bakeId)).toEqual({ bakeId: second.bakeId, source: location, trigger: location });
   });
 });
 

@@ -97,7 +97,50 @@ describe('start-bake handler', () => {
     expect(first.started).toBe(true);
     expect(second).toEqual({ ...first, started: false });
     expect(names.size).toBe(1);
-    expect(info).toHaveBeenCalledWith(expect.stringContaining('already running or done'), expect.objectContaining({ started: false }));
+    expect(info).toHaveBeenCalledWith(expect.stringContaining('already started'), expect.objectContaining({ started: false }));
+  });
+
+  it('logs "already started", not "bake started", for a duplicate event while the bake runs', async () => {
+    // Prepare: a running execution of that name; Step Functions returns it (same name and input: idempotent).
+    const started = new Date(Date.now() - 60_000);
+    sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => ({
+      executionArn: `${MACHINE.replace('stateMachine', 'execution')}:${input.name}`,
+      startDate: started,
+    }));
+
+    // Act
+    const outcome = await handler(objectCreated('a-later-delivery'), context);
+
+    // Assess
+    expect(outcome.started).toBe(false);
+    expect(info).toHaveBeenCalledWith(expect.stringContaining('already started'), expect.objectContaining({ started: false }));
+    expect(info).not.toHaveBeenCalledWith('bake started', expect.anything());
+  });
+
+  it('starts two bakes for two uploads of one key into a bucket with versioning suspended (version id "null")', async () => {
+    // Prepare
+    const names = new Set<string>();
+    sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => {
+      if (names.has(input.name as string)) {
+        throw new ExecutionAlreadyExists({ $metadata: { httpStatusCode: 400 }, message: `Execution Already Exists: '${input.name}'` });
+      }
+      names.add(input.name as string);
+      return { executionArn: `${MACHINE.replace('stateMachine', 'execution')}:${input.name}`, startDate: new Date() };
+    });
+    const upload = (sequencer: string) => {
+      const event = objectCreated();
+      return { ...event, detail: { ...event.detail, object: { ...event.detail.object, 'version-id': 'null', sequencer } } };
+    };
+
+    // Act
+    const first = await handler(upload('00617F08299329D189'), context);
+    const second = await handler(upload('00617F08299329D1A0'), context);
+
+    // Assess
+    expect([first.started, second.started]).toEqual([true, true]);
+    expect(names.size).toBe(2);
+    const request = JSON.parse(sfn.commandCalls(StartExecutionCommand)[1]?.args[0].input.input as string);
+    expect(request.source.versionId).toBeNull();
   });
 
   it('refuses an event that is not an S3 Object Created event, and rethrows other failures (Lambda retries)', async () => {

@@ -6,30 +6,44 @@ import { fromEnv, resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';
 
 /**
+ * How much earlier than the StartExecution call a returned start date must be to say the
+ * execution was there already. Lambda's and Step Functions' clocks are both NTP-synced:
+ * a second is far beyond their skew, and a duplicate event arrives later than that.
+ */
+export const EXISTING_EXECUTION_SLACK_MS = 1000;
+
+/**
  * Starts bakes as executions of the bake state machine, named by the caller. Step
  * Functions keeps a Standard execution's name for 90 days after it ends: a second start
  * with the same name and the same input while it runs returns that execution (the call
- * is idempotent), and any other second start fails with ExecutionAlreadyExists. Both
- * mean the bake was started already.
+ * is idempotent, with the execution's own start date), and any other second start fails
+ * with ExecutionAlreadyExists. Both mean the bake was started already.
  */
 export class SfnBakeStarter implements BakeStarter {
   private readonly client: SFNClient;
   private readonly stateMachineArn: Setting;
+  private readonly now: () => Date;
 
-  constructor(options: { stateMachineArn: Setting; client?: SFNClient }) {
+  constructor(options: { stateMachineArn: Setting; client?: SFNClient; clock?: { now(): Date } }) {
     this.client = options.client ?? sfnClient;
     this.stateMachineArn = options.stateMachineArn;
+    const clock = options.clock ?? { now: () => new Date() };
+    this.now = () => clock.now();
   }
 
   async start(name: string, request: BakeRequest): Promise<{ started: boolean; executionArn: string | null }> {
     const stateMachineArn = resolveSetting(this.stateMachineArn);
+    const asked = this.now().getTime();
     try {
       const out = await callAws(`StartExecution ${name}`, () =>
         this.client.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(request) })),
       );
-      // An idempotent start of a running execution returns its (old) start date; a new one is
-      // indistinguishable from it here, and for the caller both mean "the bake runs".
-      return { started: true, executionArn: out.executionArn ?? null };
+      // The idempotent answer for a running execution carries its original start date: one
+      // that began before this call was made is the same bake, asked for again (a duplicate
+      // event while the bake runs), not a bake this call started.
+      const startedAt = out.startDate?.getTime();
+      const existed = startedAt !== undefined && startedAt < asked - EXISTING_EXECUTION_SLACK_MS;
+      return { started: !existed, executionArn: out.executionArn ?? null };
     } catch (error) {
       if (hasName(error, 'ExecutionAlreadyExists')) {
         return { started: false, executionArn: `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}` };
@@ -91,10 +105,11 @@ export interface TriggerDeps {
 
 /** The trigger ports on their AWS adapters; settings are read on first use, as for the tasks. */
 export function buildTriggerDeps(env: NodeJS.ProcessEnv = process.env): TriggerDeps {
+  const clock = { now: () => new Date() };
   return {
-    starter: new SfnBakeStarter({ stateMachineArn: fromEnv('STATE_MACHINE_ARN', env) }),
+    starter: new SfnBakeStarter({ stateMachineArn: fromEnv('STATE_MACHINE_ARN', env), clock }),
     catalog: new S3SourceCatalog(),
-    clock: { now: () => new Date() },
+    clock,
     source: { bucket: fromEnv('SOURCE_BUCKET', env), prefix: fromEnv('SOURCE_PREFIX', env) },
   };
 }

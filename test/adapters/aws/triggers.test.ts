@@ -61,6 +61,27 @@ describe('SfnBakeStarter', () => {
     });
   });
 
+  it('says "not started" for the idempotent answer of a running execution (its own, earlier start date)', async () => {
+    // Prepare: Step Functions answers a same-name, same-input start of a running execution with that execution.
+    const arn = `${MACHINE.replace('stateMachine', 'execution')}:same-name`;
+    sfn.on(StartExecutionCommand).resolves({ executionArn: arn, startDate: new Date('2026-11-22T07:30:00Z') });
+    const clock = { now: () => new Date('2026-11-22T07:31:00Z') };
+    const starter = new SfnBakeStarter({ stateMachineArn: MACHINE, client: new SFNClient({}), clock });
+
+    // Act
+    const duplicate = await starter.start('same-name', request);
+    const fresh = await new SfnBakeStarter({
+      stateMachineArn: MACHINE,
+      client: new SFNClient({}),
+      clock: { now: () => new Date('2026-11-22T07:30:00.200Z') },
+    }).start('same-name', request);
+
+    // Assess
+    expect(duplicate).toEqual({ started: false, executionArn: arn });
+    // A start date at (or a skew's width around) the call is this call's own execution.
+    expect(fresh).toEqual({ started: true, executionArn: arn });
+  });
+
   it('hands throttling on as TransientBackendError, and reads the state machine only when used', async () => {
     sfn.on(StartExecutionCommand).rejects(awsError('ThrottlingException'));
     const throttled = await rejection(new SfnBakeStarter({ stateMachineArn: MACHINE, client: new SFNClient({}) }).start('n', request));
