@@ -1,4 +1,5 @@
 import type { ApprovalMessage, ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
+import { bakeryCommand } from '../../util/self-command.ts';
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */
 export class TerminalNotifier implements Notifier {
@@ -21,9 +22,10 @@ export class TerminalNotifier implements Notifier {
       `  │ expires ${record.expiresAt}${record.approvers.length ? `; approvers: ${record.approvers.join(', ')}` : ''}`,
     ];
     if (this.waitingHint) {
+      const bakery = bakeryCommand();
       lines.push(
-        `  │ decide from another terminal:  npx bakery approve ${record.bakeId}`,
-        `  │                             or npx bakery reject ${record.bakeId} --reason "…"`,
+        `  │ decide from another terminal:  ${bakery} approve ${record.bakeId}`,
+        `  │                             or ${bakery} reject ${record.bakeId} --reason "…"`,
       );
     }
     lines.push('  └');
