@@ -60,6 +60,17 @@ export class StateDirError extends InputError {
   }
 }
 
+/**
+ * A file of the state directory is not what bakery writes (not JSON, or not the shape it
+ * records): changed outside bakery, or damaged. CLI exit code 1; the message names the file.
+ */
+export class StateDamagedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'StateDamagedError';
+  }
+}
+
 /** Something the user referred to (a bake, an approval, a version) does not exist. */
 export class NotFoundError extends InputError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -202,6 +213,7 @@ export const ERROR_NAMES: readonly string[] = [
   UnknownRecipeError,
   RecipeError,
   StateDirError,
+  StateDamagedError,
   NotFoundError,
   ImageBuildFailedError,
   LayerPackagingError,

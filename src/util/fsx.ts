@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { StateDamagedError } from '../errors.ts';
 
 /**
  * Small durable-file helpers for the local backend. Node has no atomic-write API and
@@ -72,13 +73,26 @@ export async function createJsonExclusive(target: string, value: unknown): Promi
   return createFileExclusive(target, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Read a JSON file; `undefined` when it does not exist. */
+/** What to do about a damaged file of the state directory. */
+export const DAMAGED_HINT =
+  'bakery writes its files whole (write, fsync, rename), so this one was changed outside bakery or the disk is damaged: restore it from a backup, or move it away and run the command again.';
+
+/** Read a JSON file; `undefined` when it does not exist; a StateDamagedError naming it when it is not JSON. */
 export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
+    text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (cause) {
+    throw new StateDamagedError(`${file} is damaged: ${text.length === 0 ? 'it is empty' : `not JSON (${(cause as Error).message})`}`, {
+      cause,
+      hint: DAMAGED_HINT,
+    });
   }
 }
 

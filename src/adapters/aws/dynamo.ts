@@ -7,6 +7,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
 import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore, Ledger, LedgerEntry } from '../../ports.ts';
 import { documentClient } from './clients.ts';
@@ -231,7 +232,15 @@ export class DynamoLedger implements Ledger {
           }),
         ),
       );
-      for (const item of page.Items ?? []) entries.push(item.entry as LedgerEntry);
+      for (const item of page.Items ?? []) {
+        entries.push(
+          parseLedgerEntry(
+            item.entry,
+            `ledger item ${String(item.pk)}/${String(item.sk)} of table ${table}`,
+            'Restore the item from a backup (point-in-time recovery) or delete it.',
+          ),
+        );
+      }
       start = page.LastEvaluatedKey;
     } while (start);
     return entries;

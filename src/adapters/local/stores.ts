@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AlreadyDecidedError, NotFoundError } from '../../errors.ts';
+import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
+import { AlreadyDecidedError, InputError, NotFoundError } from '../../errors.ts';
 import type {
   ApprovalDecision,
   ApprovalMessage,
@@ -18,6 +19,7 @@ import type {
 import {
   appendLineDurable,
   createJsonExclusive,
+  DAMAGED_HINT,
   exists,
   readJsonIfExists,
   sha256File,
@@ -49,7 +51,7 @@ export class LocalArtefactStore implements ArtefactStore {
   }
 
   private file(key: string): string {
-    if (key.split('/').some((part) => part === '..' || part === '')) throw new Error(`bad artefact key ${key}`);
+    if (key.split('/').some((part) => part === '..' || part === '' || part === '.')) throw new InputError(`bad artefact key ${key}`);
     return this.home.path('artefacts', key);
   }
 
@@ -107,13 +109,16 @@ export class LocalLedger implements Ledger {
     }
     // A line without its newline was cut by a crash mid-append and was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    return complete.split('\n').flatMap((line) => {
+    return complete.split('\n').flatMap((line, index) => {
       if (line.length === 0) return [];
+      let value: unknown;
       try {
-        return [JSON.parse(line) as LedgerEntry];
+        value = JSON.parse(line);
       } catch {
         return []; // a torn write that a later append terminated
       }
+      // Whole JSON that is not an entry was not cut short by a crash: someone changed it.
+      return [parseLedgerEntry(value, `${this.file} line ${index + 1}`, DAMAGED_HINT)];
     });
   }
 }
