@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -40,12 +41,31 @@ export interface ProgramIO {
   cwd: string;
 }
 
+/**
+ * Write to `stream` until its reader goes away (`bakery prune | head`): then the rest is
+ * dropped, not an EPIPE crash, and the command still finishes what it does.
+ */
+function pipeWriter(stream: NodeJS.WriteStream): (text: string) => void {
+  let gone = false;
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    gone = true;
+  });
+  return (text) => {
+    if (!gone) stream.write(text);
+  };
+}
+
 const defaultIO = (): ProgramIO => ({
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
+  out: pipeWriter(process.stdout),
+  err: pipeWriter(process.stderr),
   env: process.env,
   cwd: process.cwd(),
 });
+
+/** bakery's own version, as package.json gives it (read once, when `--version` asks). */
+const packageVersion = (): string =>
+  (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The recipes under the project's `layers/`, for checking a spec before anything is written. */
 const projectRecipes = () => new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
@@ -111,6 +131,7 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
         .default(io.env.BAKERY_BACKEND ?? 'local')
         .env('BAKERY_BACKEND'),
     )
+    .version(packageVersion(), '-V, --version', "print bakery's version")
     .showHelpAfterError()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .exitOverride()

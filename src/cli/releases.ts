@@ -58,7 +58,7 @@ export function addReleaseCommands(program: Command, ctx: ReleaseContext): void 
         line(JSON.stringify({ entries }, null, 2));
         return;
       }
-      if (entries.length === 0) line(name === undefined ? 'the ledger is empty; try: npm run demo' : `no ledger entries for ${name}`);
+      if (entries.length === 0) line('the ledger is empty; try: npm run demo');
       for (const entry of entries) line(describeEntry(entry));
     });
 

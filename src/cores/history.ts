@@ -1,3 +1,4 @@
+import { NotFoundError } from '../errors.ts';
 import type { Ledger, LedgerEntry } from '../ports.ts';
 
 /** Whether a ledger entry concerns the function `name` (failed entries name the functions of their spec). */
@@ -16,7 +17,26 @@ export function concerns(entry: LedgerEntry, name: string): boolean {
 export async function history(input: { name?: string }, deps: { ledger: Ledger }): Promise<LedgerEntry[]> {
   const entries = await deps.ledger.list();
   const { name } = input;
-  return name === undefined ? entries : entries.filter((e) => concerns(e, name));
+  if (name === undefined) return entries;
+  const found = entries.filter((e) => concerns(e, name));
+  if (found.length === 0) {
+    const known = knownFunctions(entries);
+    throw new NotFoundError(`no function ${JSON.stringify(name)} in the ledger: nobody baked it`, {
+      hint: known.length ? `The ledger knows: ${known.join(', ')}.` : 'The ledger is empty; try: npm run demo',
+    });
+  }
+  return found;
+}
+
+/** Every function a ledger entry names, sorted. */
+export function knownFunctions(entries: LedgerEntry[]): string[] {
+  const names = new Set<string>();
+  for (const e of entries) {
+    if (e.type === 'released') for (const m of e.functions) names.add(m.name);
+    else if (e.type === 'rolledBack') names.add(e.name);
+    else for (const n of e.functions ?? []) names.add(n);
+  }
+  return [...names].sort();
 }
 
 /** One line of `bakery history`. */

@@ -17,7 +17,8 @@ export interface ResolveDeps {
 
 /** At most 80 characters: the limit of a Step Functions execution name. */
 const MAX_BAKE_ID_LENGTH = 80;
-const BAKE_ID = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BAKE_ID_LENGTH}}$`);
+/** What a bake id may be: it names files, S3 keys and the execution. */
+export const BAKE_ID = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_BAKE_ID_LENGTH}}$`);
 
 /**
  * `hello-20261122T073000-3f9a`: sortable, readable, unique enough per spec. A spec

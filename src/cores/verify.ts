@@ -1,11 +1,12 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { NotFoundError } from '../errors.ts';
+import { InputError, NotFoundError } from '../errors.ts';
 import type { ArtefactRef, ArtefactStore, FunctionRegistry, LayerRegistry, Ledger } from '../ports.ts';
 import { sha256File } from '../util/fsx.ts';
 import { unzippedSizeOf } from '../zip/inspect.ts';
 import { manifestKey, type PinManifest } from './record.ts';
+import { BAKE_ID } from './resolve.ts';
 
 /** One comparison of something stored now with what the manifest recorded. */
 export interface VerifyCheck {
@@ -80,6 +81,12 @@ async function readManifest(bakeId: string, deps: VerifyDeps): Promise<{ manifes
  * version's configuration and code), hash it, and compare with the pin manifest.
  */
 export async function verifyBake(bakeId: string, deps: VerifyDeps): Promise<VerifyResult> {
+  // The id becomes a key (manifests/<id>.json): only the shape bake ids have is looked up.
+  if (!BAKE_ID.test(bakeId)) {
+    throw new InputError(`bake id ${JSON.stringify(bakeId)} is not valid: bake ids have letters, digits, - and _ only (at most 80)`, {
+      hint: '`bakery history` lists the bakes with their ids.',
+    });
+  }
   const { manifest, checks } = await readManifest(bakeId, deps);
   if (manifest.bakeId !== bakeId) checks.push(check('manifest', 'bakeId', bakeId, manifest.bakeId));
   const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-verify-'));

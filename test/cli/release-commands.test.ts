@@ -72,7 +72,9 @@ describe('on the local backend', () => {
       ['released', 'b1'],
       ['released', 'b2'],
     ]);
-    expect(none.stdout).toBe('no ledger entries for nobody\n');
+    expect(none).toMatchObject({ code: ExitCodes.BadInput, stdout: '' });
+    expect(none.stderr).toContain('NotFoundError: no function "nobody" in the ledger: nobody baked it');
+    expect(none.stderr).toContain('The ledger knows: hello.');
   });
 
   it('finds no drift right after the releases', async () => {
