@@ -69,7 +69,8 @@ const InteractionSchema = z.object({
   type: z.string(),
   user: z.object({ id: z.string().min(1) }),
   channel: z.object({ id: z.string().min(1) }).optional(),
-  container: z.object({ channel_id: z.string().optional() }).optional(),
+  container: z.object({ channel_id: z.string().optional(), message_ts: z.string().optional() }).optional(),
+  message: z.object({ ts: z.string().optional() }).optional(),
   actions: z.array(z.object({ action_id: z.string(), value: z.string().optional() })).optional(),
 });
 
@@ -113,7 +114,13 @@ export interface SlackHttpResponse {
   body: string;
 }
 
-export type RefusalReason = 'already-decided' | 'expired' | 'not-an-approver' | 'unknown-approval' | 'failed';
+export type RefusalReason = 'already-decided' | 'expired' | 'not-an-approver' | 'unknown-approval' | 'not-its-message' | 'failed';
+
+/** What Slack sends interactive requests as; anything else is refused before it is parsed. */
+export const INTERACTION_CONTENT_TYPE = 'application/x-www-form-urlencoded';
+
+/** A click on a message that is not the one the approval request was posted as. */
+class NotItsMessageError extends Error {}
 
 /** What became of a request, for the log and the tests. */
 export type SlackOutcome =
@@ -160,6 +167,12 @@ function refusal(error: unknown, record: ApprovalRecord | undefined): { reason: 
       text: `:no_entry_sign: You are not an approver${bake}; your click changed nothing.${approvers ? ` Approvers: ${approvers}.` : ''}`,
     };
   }
+  if (error instanceof NotItsMessageError) {
+    return {
+      reason: 'not-its-message',
+      text: `:no_entry_sign: This button is not on the approval request${bake} bakery posted; your click changed nothing.`,
+    };
+  }
   if (error instanceof NotFoundError) {
     return { reason: 'unknown-approval', text: 'This approval is not known to bakery; your click changed nothing.' };
   }
@@ -202,6 +215,15 @@ export async function handleSlackInteraction(
     };
   }
 
+  const mediaType = header(request.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (mediaType !== INTERACTION_CONTENT_TYPE) {
+    return {
+      response: answer(415, `expected ${INTERACTION_CONTENT_TYPE}`),
+      outcome: { kind: 'malformed', reason: `content type ${mediaType ?? '(none)'}, not ${INTERACTION_CONTENT_TYPE}` },
+      followUp: done,
+    };
+  }
+
   const interaction = parseInteraction(request.rawBody);
   if (!interaction) {
     return {
@@ -218,6 +240,7 @@ export async function handleSlackInteraction(
 
   const user = interaction.user.id;
   const channel = interaction.channel?.id ?? interaction.container?.channel_id;
+  const messageTs = interaction.container?.message_ts ?? interaction.message?.ts;
   const approvalId = action.value ?? '';
   const pending: Array<Promise<unknown>> = [];
   const background = (what: string, work: Promise<unknown>) => {
@@ -232,6 +255,16 @@ export async function handleSlackInteraction(
   try {
     // Only ids of the shape requestApproval makes are looked up: never a bake id or a key.
     if (!APPROVAL_ID.test(approvalId)) throw new NotFoundError(`no approval ${JSON.stringify(approvalId)}`);
+    // The button must be on the message the request was posted as (recorded when posted):
+    // a signed click copied onto another message, or from another channel, decides nothing.
+    const known = await deps.approvals.get(approvalId);
+    if (known && (known.message?.channel !== channel || known.message?.ts !== messageTs)) {
+      throw new NotItsMessageError(
+        known.message
+          ? `the click came from message ${channel ?? '?'}/${messageTs ?? '?'}, not ${known.message.channel}/${known.message.ts} where approval ${approvalId} was posted`
+          : `approval ${approvalId} was never posted to Slack; decide it with \`bakery approve\``,
+      );
+    }
     const record = await decideApproval(
       { ref: approvalId, outcome: action.action_id === APPROVE_ACTION ? 'approved' : 'rejected', by: user },
       { approvals: deps.approvals, callbacks: deps.callbacks, notifier, clock: deps.clock },

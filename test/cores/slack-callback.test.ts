@@ -36,12 +36,18 @@ function sign(body: string | Buffer, options: { secret?: string; timestamp?: num
   return { 'X-Slack-Request-Timestamp': timestamp, 'X-Slack-Signature': `v0=${hmac}`, 'Content-Type': 'application/x-www-form-urlencoded' };
 }
 
-function clickBody(options: { user?: string; action?: string; value?: string; type?: string } = {}): string {
+/** Where the approval request was posted (channel id and message ts). */
+const POSTED = { channel: 'C0RELEASES', ts: '1732262400.000100' };
+
+function clickBody(
+  options: { user?: string; action?: string; value?: string; type?: string; channel?: string; ts?: string | null } = {},
+): string {
+  const channel = options.channel ?? POSTED.channel;
   const payload = {
     type: options.type ?? 'block_actions',
     user: { id: options.user ?? ALICE, username: 'someone', team_id: 'T0TEAM' },
-    channel: { id: 'C0RELEASES', name: 'releases' },
-    container: { type: 'message', channel_id: 'C0RELEASES', message_ts: '1732262400.000100' },
+    channel: { id: channel, name: 'releases' },
+    container: { type: 'message', channel_id: channel, ...(options.ts === null ? {} : { message_ts: options.ts ?? POSTED.ts }) },
     response_url: 'https://hooks.slack.com/actions/T0TEAM/1/abc',
     actions: [
       { action_id: options.action ?? APPROVE_ACTION, block_id: 'bakery_approval', value: options.value ?? 'apr-x0001', type: 'button' },
@@ -56,7 +62,7 @@ const signed = (body: string, options: { secret?: string; timestamp?: number } =
 });
 
 /** A pending approval of one bake, with alice and bob as approvers, and the ports of the endpoint. */
-async function world(options: { timeoutSeconds?: number; approvers?: string[] } = {}) {
+async function world(options: { timeoutSeconds?: number; approvers?: string[]; posted?: boolean } = {}) {
   const clock = new FakeClock(NOW);
   const approvals = new MemoryApprovalStore();
   const callbacks = new RecordingCallbacks();
@@ -66,9 +72,12 @@ async function world(options: { timeoutSeconds?: number; approvers?: string[] } 
   const bake = resolvedBake();
   bake.approval = { approvers: options.approvers ?? [ALICE, BOB], timeoutSeconds: options.timeoutSeconds ?? 3600 };
   const versions = publishedVersions(['hello', '2']);
+  // Posted where clickBody's message is: the endpoint takes clicks on that message only.
+  const poster = new RecordingNotifier();
+  poster.postedAt = options.posted === false ? null : POSTED;
   const { approvalId } = await requestApproval(
     { bake, layer: publishedLayer(), versions, validation: passedValidation(versions), taskToken: 'RequestApproval-token-1' },
-    { approvals, functions: new MemoryFunctionRegistry(), notifier: new RecordingNotifier(), clock, ids: sequentialIds('x') },
+    { approvals, functions: new MemoryFunctionRegistry(), notifier: poster, clock, ids: sequentialIds('x') },
   );
   const deps: SlackCallbackDeps = {
     approvals,
@@ -351,6 +360,66 @@ describe('handleSlackInteraction', () => {
     const noUser = await handleSlackInteraction(signed(`payload=${encodeURIComponent('{"type":"block_actions"}')}`), w.deps);
 
     expect([noPayload, notJson, noUser].map((r) => r.response.statusCode)).toEqual([400, 400, 400]);
+  });
+
+  it('answers 415 to a validly signed request of another content type, and decides nothing', async () => {
+    // Prepare
+    const w = await world();
+    const body = clickBody({ value: w.approvalId });
+    const as = (contentType: string | undefined) => {
+      const { 'Content-Type': _slacks, ...headers } = sign(body);
+      return { headers: contentType === undefined ? headers : { ...headers, 'content-type': contentType }, rawBody: Buffer.from(body) };
+    };
+
+    // Act
+    const results = await Promise.all(
+      ['application/json', 'text/plain', 'multipart/form-data; boundary=x', undefined].map((type) =>
+        handleSlackInteraction(as(type), w.deps),
+      ),
+    );
+    const withCharset = await handleSlackInteraction(as('Application/X-WWW-Form-Urlencoded; charset=utf-8'), w.deps);
+
+    // Assess
+    expect(results.map((r) => r.response.statusCode)).toEqual([415, 415, 415, 415]);
+    expect(results.map((r) => r.outcome.kind)).toEqual(['malformed', 'malformed', 'malformed', 'malformed']);
+    expect(results[0]?.outcome).toMatchObject({ reason: 'content type application/json, not application/x-www-form-urlencoded' });
+    // Slack's own content type, whatever its case and parameters, is taken.
+    expect(withCharset.outcome).toMatchObject({ kind: 'decided' });
+    expect(w.callbacks.settled).toHaveLength(1);
+  });
+
+  it.each([
+    ['another message in the same channel', { ts: '1732262999.000900' }],
+    ['the same ts in another channel', { channel: 'C0OTHER' }],
+    ['no message at all', { ts: null }],
+  ])('refuses a signed approver click on %s: nothing is decided, the clicker is told', async (_what, where) => {
+    // Prepare
+    const w = await world();
+
+    // Act
+    const result = await handleSlackInteraction(signed(clickBody({ value: w.approvalId, ...where })), w.deps);
+    await result.followUp;
+
+    // Assess
+    expect(result.response.statusCode).toBe(200);
+    expect(result.outcome).toMatchObject({ kind: 'refused', reason: 'not-its-message', user: ALICE });
+    expect((await w.approvals.get(w.approvalId))?.decision).toBeNull();
+    expect(w.callbacks.settled).toEqual([]);
+    expect(w.told).toEqual([expect.objectContaining({ user: ALICE, text: expect.stringContaining('not on the approval request') })]);
+    // The posted message itself still decides.
+    expect((await handleSlackInteraction(signed(clickBody({ value: w.approvalId })), w.deps)).outcome).toMatchObject({ kind: 'decided' });
+  });
+
+  it('refuses a click for an approval that was never posted to Slack (decided in the terminal only)', async () => {
+    // Prepare
+    const w = await world({ posted: false });
+
+    // Act
+    const result = await handleSlackInteraction(signed(clickBody({ value: w.approvalId })), w.deps);
+
+    // Assess
+    expect(result.outcome).toMatchObject({ kind: 'refused', reason: 'not-its-message', message: expect.stringContaining('never posted') });
+    expect(w.callbacks.settled).toEqual([]);
   });
 
   it('answers 500 when the signing secret cannot be read, and decides nothing', async () => {

@@ -22,11 +22,16 @@ afterEach(async () => {
   cleanups = [];
 });
 
-function signedClick(approvalId: string, user: string): { body: string; headers: Record<string, string> } {
+function signedClick(
+  approvalId: string,
+  user: string,
+  message: { channel: string; ts: string },
+): { body: string; headers: Record<string, string> } {
   const payload = {
     type: 'block_actions',
     user: { id: user },
-    channel: { id: 'C0RELEASES' },
+    channel: { id: message.channel },
+    container: { type: 'message', channel_id: message.channel, message_ts: message.ts },
     actions: [{ action_id: APPROVE_ACTION, value: approvalId }],
   };
   const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
@@ -95,10 +100,10 @@ describe('local callback server', () => {
     const posted = await until('the message location', async () => (await ws.deps.approvals.get(record.id))?.message ?? undefined);
 
     // Act
-    const refused = await post(server.url, signedClick(record.id, MALLORY));
-    const approved = await post(server.url, signedClick(record.id, ALICE));
+    const refused = await post(server.url, signedClick(record.id, MALLORY, posted));
+    const approved = await post(server.url, signedClick(record.id, ALICE, posted));
     const outcome = await running;
-    const again = await post(server.url, signedClick(record.id, ALICE));
+    const again = await post(server.url, signedClick(record.id, ALICE, posted));
     await server.close();
 
     // Assess
