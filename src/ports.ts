@@ -549,10 +549,28 @@ export type LedgerEntry =
       fromWeights: Record<string, number>;
     };
 
+/** The entry types that say how a bake ended: at most one of each per bake id. */
+export type BakeEndType = 'released' | 'failed';
+
+/** The ledger entry of how a bake ended, as {@link Ledger.endOf} finds it. */
+export type BakeEndEntry = Extract<LedgerEntry, { type: BakeEndType }>;
+
+/** Does `entry` say how a bake (with an id) ended? Those are appended once per bake id and type. */
+export const isBakeEnd = (entry: LedgerEntry): entry is BakeEndEntry & { bakeId: string } =>
+  (entry.type === 'released' || entry.type === 'failed') && entry.bakeId !== null;
+
 /** Append-only record of every release, failure and rollback. */
 export interface Ledger {
+  /**
+   * Append an entry. A bake's end (`released` or `failed`, with a bake id) is appended
+   * once per bake id and type: appending it again (a retried RecordSuccess or
+   * RecordFailure) finds the first and appends nothing.
+   */
   append(entry: LedgerEntry): Promise<void>;
+  /** Every entry, oldest first. */
   list(): Promise<LedgerEntry[]>;
+  /** The entry recording that bake `bakeId` ended as `type`, if there is one. */
+  endOf(bakeId: string, type: BakeEndType): Promise<BakeEndEntry | undefined>;
 }
 
 // ---------------------------------------------------------------- triggers and patches

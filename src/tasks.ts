@@ -3,7 +3,7 @@ import { type ApprovalInput, requestApproval } from './cores/approval.ts';
 import { startImageBuild } from './cores/image.ts';
 import { publishLayer } from './cores/layer.ts';
 import { resolveBakeTask } from './cores/patch.ts';
-import { type BakeState, recordFailure, recordSuccess } from './cores/record.ts';
+import { type BakeState, type NotifyBudget, recordFailure, recordSuccess } from './cores/record.ts';
 import { release, shiftTraffic, undoRelease } from './cores/release.ts';
 import { validateVersions } from './cores/validate.ts';
 import { publishVersions } from './cores/version.ts';
@@ -48,6 +48,8 @@ export interface Deps {
   patches: PatchResolver;
   clock: Clock;
   ids: IdSource;
+  /** How long the record tasks try to notify (src/cores/record.ts NOTIFY_BUDGET when absent). */
+  notifyBudget?: NotifyBudget;
 }
 
 /**

@@ -140,13 +140,91 @@ function manifestOf(
 
 export const manifestKey = (bakeId: string): string => `manifests/${bakeId}.json`;
 
-/** RecordSuccess: store the pin manifest and append the release to the ledger. */
+/**
+ * Where the outcome of telling people about a bake's end is noted: beside the manifest,
+ * not in it, because the ledger entry holds the manifest's SHA-256 and is written first.
+ */
+export const notificationKey = (bakeId: string): string => `manifests/${bakeId}.notification.json`;
+
+/**
+ * How long the record tasks try to tell people. Recording never waits on it: the ledger
+ * entry and the manifest are written first, and a notification that fails within this
+ * budget is noted as failed, not retried by the state machine. Worst case
+ * {@link notifyBudgetMs}: well inside the record tasks' timeout, so a bake's end is
+ * reported within 30 s even with Slack unreachable.
+ */
+export interface NotifyBudget {
+  attempts: number;
+  /** Each attempt is given up after this long (the notifier's own client times out too). */
+  attemptTimeoutMs: number;
+  /** The pause before each further attempt. */
+  backoffMs: number;
+}
+
+export const NOTIFY_BUDGET: NotifyBudget = { attempts: 3, attemptTimeoutMs: 6_000, backoffMs: 1_000 };
+
+/** The longest the notifications of one record task can take. */
+export const notifyBudgetMs = (budget: NotifyBudget): number =>
+  budget.attempts * budget.attemptTimeoutMs + Math.max(0, budget.attempts - 1) * budget.backoffMs;
+
+/** How one notification went: noted beside the manifest ({@link notificationKey}). */
+export interface NotificationOutcome {
+  what: 'bakeFailed' | 'approvalExpired';
+  status: 'sent' | 'failed';
+  attempts: number;
+  /** The last attempt's error when it failed; null when sent. */
+  error: string | null;
+}
+
+export interface NotificationNote {
+  bakeId: string;
+  at: string;
+  notifications: NotificationOutcome[];
+}
+
+/** Try `send` within the budget; never throws: the outcome says what happened. */
+export async function notifyWithin(
+  what: NotificationOutcome['what'],
+  send: () => Promise<void>,
+  budget: NotifyBudget,
+): Promise<NotificationOutcome> {
+  let error = '';
+  for (let attempt = 1; attempt <= budget.attempts; attempt++) {
+    if (attempt > 1 && budget.backoffMs > 0) await new Promise((resolve) => setTimeout(resolve, budget.backoffMs));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Hand-written race: Notifier calls take no AbortSignal (Slack's WebClient has none per call).
+      await Promise.race([
+        send(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${budget.attemptTimeoutMs} ms`)), budget.attemptTimeoutMs);
+          timer.unref?.();
+        }),
+      ]);
+      return { what, status: 'sent', attempts: attempt, error: null };
+    } catch (caught) {
+      error = caught instanceof Error ? caught.message : String(caught);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return { what, status: 'failed', attempts: budget.attempts, error };
+}
+
+/** RecordSuccess: store the pin manifest and append the release to the ledger, once per bake. */
 export async function recordSuccess(
   state: BakeState,
   deps: { artefacts: ArtefactStore; ledger: Ledger; clock: Clock },
 ): Promise<{ bakeId: string; manifest: ArtefactRef }> {
   const { bake, layer, release } = state;
   if (!bake || !layer || !release) throw new Error('RecordSuccess needs $.bake, $.layer and $.release');
+  const recorded = await deps.ledger.endOf(bake.bakeId, 'released');
+  if (recorded?.type === 'released') {
+    // A retry (or a resumed execution): the release is recorded, and its manifest is what the entry hashed.
+    // Appending it again completes an entry a crash may have left half-written, and adds nothing otherwise.
+    await deps.ledger.append(recorded);
+    return { bakeId: bake.bakeId, manifest: recorded.manifest };
+  }
   const now = deps.clock.now();
   const aliases = release.functions.map((m) => ({ name: m.name, alias: m.alias, before: m.from, after: m.to }));
   const manifest = await deps.artefacts.putJson(
@@ -167,7 +245,9 @@ export async function recordSuccess(
 
 /**
  * RecordFailure: find which state failed (its Catch wrote `$.errors.<State>`), record
- * it, tell people, and hand the original error name and cause to the Fail state.
+ * it once (manifest and ledger entry: a retry finds its entry and writes nothing), then
+ * tell people within {@link NOTIFY_BUDGET} and note how that went, and hand the original
+ * error name and cause to the Fail state. A notifier that is down never fails the task.
  */
 export async function recordFailure(
   state: BakeState,
@@ -178,6 +258,7 @@ export async function recordFailure(
     clock: Clock;
     approvals: ApprovalStore;
     functions: FunctionRegistry;
+    notifyBudget?: NotifyBudget | undefined;
   },
 ): Promise<{ state: string; Error: string; Cause: string }> {
   const [failedState, caught] = Object.entries(state.errors ?? {})[0] ?? ['unknown', { Error: 'States.Unknown', Cause: '' }];
@@ -202,33 +283,55 @@ export async function recordFailure(
   // Close the approval first, so that a click from now on changes nothing.
   let expired: ApprovalRecord | undefined;
   if (error === 'ApprovalTimedOutError' && bakeId) expired = await expireApproval({ bakeId, reason: cause }, deps);
-  // A failed validation has no $.validation (the state failed): take its stored report.
-  let validation = state.validation;
-  if (!validation && failedState === 'Validate' && bakeId) {
-    validation = await deps.artefacts.getJson<ValidationReport>(validationReportKey(bakeId));
+
+  const recorded = bakeId ? await deps.ledger.endOf(bakeId, 'failed') : undefined;
+  if (recorded) {
+    // A retry: the failure is recorded (completing an entry a crash may have left half-written, adding nothing otherwise).
+    await deps.ledger.append(recorded);
+  } else {
+    // A failed validation has no $.validation (the state failed): take its stored report.
+    let validation = state.validation;
+    if (!validation && failedState === 'Validate' && bakeId) {
+      validation = await deps.artefacts.getJson<ValidationReport>(validationReportKey(bakeId));
+    }
+    const withReport: BakeState = validation ? { ...state, validation } : state;
+    const manifest = bakeId
+      ? await deps.artefacts.putJson(
+          manifestKey(bakeId),
+          manifestOf(withReport, 'failed', now, failure, {
+            approval: state.approval ?? (await decidedApproval(bakeId, deps)),
+            aliases: await aliasesAfterFailure(state, deps),
+          }),
+        )
+      : null;
+    await deps.ledger.append({
+      type: 'failed',
+      bakeId,
+      at: now.toISOString(),
+      state: failedState,
+      error,
+      cause,
+      manifest,
+      ...(state.bake ? { functions: state.bake.functions.map((f) => f.name) } : {}),
+    });
   }
-  const recorded: BakeState = validation ? { ...state, validation } : state;
-  const manifest = bakeId
-    ? await deps.artefacts.putJson(
-        manifestKey(bakeId),
-        manifestOf(recorded, 'failed', now, failure, {
-          approval: state.approval ?? (await decidedApproval(bakeId, deps)),
-          aliases: await aliasesAfterFailure(state, deps),
-        }),
-      )
-    : null;
-  await deps.ledger.append({
-    type: 'failed',
-    bakeId,
-    at: now.toISOString(),
-    state: failedState,
-    error,
-    cause,
-    manifest,
-    ...(state.bake ? { functions: state.bake.functions.map((f) => f.name) } : {}),
-  });
-  if (expired?.decision?.outcome === 'expired') await deps.notifier.approvalDecided(expired);
-  await deps.notifier.bakeFailed({ bakeId, state: failedState, error, cause });
+
+  // Recorded: now tell people, within the budget, once (a retry finds what was sent before).
+  const budget = deps.notifyBudget ?? NOTIFY_BUDGET;
+  const before = bakeId ? await deps.artefacts.getJson<NotificationNote>(notificationKey(bakeId)) : undefined;
+  const sent = new Set((before?.notifications ?? []).filter((n) => n.status === 'sent').map((n) => n.what));
+  const notifications: NotificationOutcome[] = [...(before?.notifications ?? []).filter((n) => n.status === 'sent')];
+  if (expired?.decision?.outcome === 'expired' && !sent.has('approvalExpired')) {
+    const record = expired;
+    notifications.push(await notifyWithin('approvalExpired', () => deps.notifier.approvalDecided(record), budget));
+  }
+  if (!sent.has('bakeFailed')) {
+    notifications.push(await notifyWithin('bakeFailed', () => deps.notifier.bakeFailed({ bakeId, ...failure }), budget));
+  }
+  if (bakeId) {
+    const note: NotificationNote = { bakeId, at: deps.clock.now().toISOString(), notifications };
+    await deps.artefacts.putJson(notificationKey(bakeId), note);
+  }
   return { state: failedState, Error: error, Cause: cause };
 }
 

@@ -126,7 +126,7 @@ describe('prune on the local backend', () => {
     await recordBake(backend, { bakeId: 'bake-2', runtime: 'r2', code: 'c2' });
     // Published and then stopped before anything was recorded (waiting for approval, say).
     const ledger = backend.deps.ledger;
-    backend.deps.ledger = { append: async () => {}, list: () => ledger.list() };
+    backend.deps.ledger = { append: async () => {}, list: () => ledger.list(), endOf: async () => undefined };
     await recordBake(backend, { bakeId: 'bake-3', runtime: 'r3', code: 'c3', fail: true });
     backend.deps.ledger = ledger;
 

@@ -3,6 +3,7 @@ import {
   type BakeState,
   MANIFEST_SCHEMA_VERSION,
   manifestKey,
+  notificationKey,
   type PinManifest,
   recordFailure,
   recordSuccess,
@@ -296,7 +297,7 @@ describe('recordFailure', () => {
     // Assess
     expect(deps.ledger.entries[0]).toMatchObject({ type: 'failed', bakeId: 'hello-1', state: 'ResolveBake' });
     expect(deps.notifier.failures[0]?.bakeId).toBe('hello-1');
-    expect([...deps.artefacts.json.keys()]).toEqual(['manifests/hello-1.json']);
+    expect([...deps.artefacts.json.keys()]).toEqual(['manifests/hello-1.json', 'manifests/hello-1.notification.json']);
   });
 });
 
@@ -314,3 +315,56 @@ function pendingApproval(bakeId: string): ApprovalRecord {
     decision: null,
   };
 }
+
+describe('recordFailure and its notifications', () => {
+  const state: BakeState = { bakeId: 'hello-1', errors: { Validate: { Error: 'ValidationFailedError', Cause: 'case ok failed' } } };
+
+  it('records first, then gives up on a notifier that never answers within the budget, and notes it', async () => {
+    // Prepare
+    const deps = world();
+    let tries = 0;
+    deps.notifier.bakeFailed = () => {
+      tries++;
+      return new Promise<void>(() => {});
+    };
+
+    // Act
+    const out = await recordFailure(state, { ...deps, notifyBudget: { attempts: 2, attemptTimeoutMs: 5, backoffMs: 0 } });
+
+    // Assess
+    expect(out).toMatchObject({ state: 'Validate', Error: 'ValidationFailedError' });
+    expect(deps.ledger.entries).toHaveLength(1);
+    expect(tries).toBe(2);
+    expect(deps.artefacts.json.get(notificationKey('hello-1'))).toMatchObject({
+      notifications: [{ what: 'bakeFailed', status: 'failed', attempts: 2, error: 'no answer within 5 ms' }],
+    });
+  });
+
+  it('retried: appends nothing and writes no manifest again; notifies again only what was not sent', async () => {
+    // Prepare
+    const deps = world();
+    let down = true;
+    const bakeFailed = deps.notifier.bakeFailed.bind(deps.notifier);
+    deps.notifier.bakeFailed = async (failure) => {
+      if (down) throw new Error('slack is down');
+      await bakeFailed(failure);
+    };
+    const budget = { attempts: 1, attemptTimeoutMs: 50, backoffMs: 0 };
+    await recordFailure(state, { ...deps, notifyBudget: budget });
+    const manifest = deps.artefacts.json.get(manifestKey('hello-1'));
+    deps.clock.advance(5_000);
+
+    // Act: two retries, Slack back for the first one.
+    down = false;
+    await recordFailure(state, { ...deps, notifyBudget: budget });
+    await recordFailure(state, { ...deps, notifyBudget: budget });
+
+    // Assess
+    expect(deps.ledger.entries).toHaveLength(1);
+    expect(deps.artefacts.json.get(manifestKey('hello-1'))).toEqual(manifest);
+    expect(deps.notifier.failures).toHaveLength(1);
+    expect(deps.artefacts.json.get(notificationKey('hello-1'))).toMatchObject({
+      notifications: [{ what: 'bakeFailed', status: 'sent', attempts: 1, error: null }],
+    });
+  });
+});

@@ -814,7 +814,7 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
   ],
   shiftTraffic: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias', 'cloudwatch:DescribeAlarms'],
   undoRelease: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:DeleteAlias'],
-  recordSuccess: ['dynamodb:PutItem', 's3:PutObject'],
+  recordSuccess: ['dynamodb:PutItem', 'dynamodb:GetItem', 's3:PutObject'],
   recordFailure: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 's3:PutObject', 'ssm:GetParameter'],
 };
 

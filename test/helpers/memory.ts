@@ -6,34 +6,37 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
-import type {
-  AlarmMonitor,
-  AlarmState,
-  AliasInfo,
-  ApprovalDecision,
-  ApprovalMessage,
-  ApprovalRecord,
-  ApprovalStore,
-  ArtefactRef,
-  ArtefactStore,
-  Clock,
-  DriftReport,
-  FunctionInvoker,
-  FunctionRegistry,
-  FunctionVersionInfo,
-  FunctionVersionInput,
-  IdSource,
-  InvokeOutcome,
-  InvokeSession,
-  Json,
-  LayerPublishInput,
-  LayerRegistry,
-  LayerVersionDetails,
-  LayerVersionInfo,
-  Ledger,
-  LedgerEntry,
-  Notifier,
-  TaskCallbacks,
+import {
+  type AlarmMonitor,
+  type AlarmState,
+  type AliasInfo,
+  type ApprovalDecision,
+  type ApprovalMessage,
+  type ApprovalRecord,
+  type ApprovalStore,
+  type ArtefactRef,
+  type ArtefactStore,
+  type BakeEndEntry,
+  type BakeEndType,
+  type Clock,
+  type DriftReport,
+  type FunctionInvoker,
+  type FunctionRegistry,
+  type FunctionVersionInfo,
+  type FunctionVersionInput,
+  type IdSource,
+  type InvokeOutcome,
+  type InvokeSession,
+  isBakeEnd,
+  type Json,
+  type LayerPublishInput,
+  type LayerRegistry,
+  type LayerVersionDetails,
+  type LayerVersionInfo,
+  type Ledger,
+  type LedgerEntry,
+  type Notifier,
+  type TaskCallbacks,
 } from '../../src/ports.ts';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest();
@@ -331,11 +334,17 @@ export class MemoryLedger implements Ledger {
   readonly entries: LedgerEntry[] = [];
 
   async append(entry: LedgerEntry): Promise<void> {
+    if (isBakeEnd(entry) && (await this.endOf(entry.bakeId, entry.type))) return;
     this.entries.push(structuredClone(entry));
   }
 
   async list(): Promise<LedgerEntry[]> {
     return structuredClone(this.entries);
+  }
+
+  async endOf(bakeId: string, type: BakeEndType): Promise<BakeEndEntry | undefined> {
+    const found = this.entries.find((e): e is BakeEndEntry => e.type === type && e.bakeId === bakeId);
+    return found && structuredClone(found);
   }
 }
 

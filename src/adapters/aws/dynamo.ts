@@ -9,7 +9,17 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
-import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore, Ledger, LedgerEntry } from '../../ports.ts';
+import {
+  type ApprovalDecision,
+  type ApprovalMessage,
+  type ApprovalRecord,
+  type ApprovalStore,
+  type BakeEndEntry,
+  type BakeEndType,
+  isBakeEnd,
+  type Ledger,
+  type LedgerEntry,
+} from '../../ports.ts';
 import { documentClient } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';
@@ -19,11 +29,13 @@ import { callAws, hasName } from './errors.ts';
  *   APPROVAL#<id>      / APPROVAL  the approval record (and its decision, written once)
  *   BAKE#<bakeId>      / APPROVAL  pointer from a bake to its approval
  *   LEDGER             / <at>#<bakeId>#<rand>  ledger entries, in time order
+ *   BAKE#<bakeId>      / LEDGER#<type>  how the bake ended (released, failed): the entry and its LEDGER key, written once
  *   IMAGEBUILD#<arn>   / TOKEN     task token of a running image build (image-builder.ts)
  */
 export const approvalKey = (id: string) => ({ pk: `APPROVAL#${id}`, sk: 'APPROVAL' });
 export const bakeApprovalKey = (bakeId: string) => ({ pk: `BAKE#${bakeId}`, sk: 'APPROVAL' });
 export const LEDGER_PK = 'LEDGER';
+export const bakeEndKey = (bakeId: string, type: BakeEndType) => ({ pk: `BAKE#${bakeId}`, sk: `LEDGER#${type}` });
 
 const APPROVAL_ID = /^[A-Za-z0-9_-]+$/;
 
@@ -191,6 +203,12 @@ export class DynamoApprovalStore implements ApprovalStore {
  * The append-only ledger in DynamoDB: one item per entry under a single partition, sorted
  * by time. Every put is conditional on the key being new, so an entry is never replaced.
  * (One partition is plenty for a release log: a handful of writes per bake.)
+ *
+ * A bake's end is written once: first a claim under the bake's own key (a conditional
+ * put holding the entry and the ledger key it gets), then the ledger item. A retry, or
+ * a second recorder, loses the claim, reads it, and completes the same ledger item if a
+ * crash left it unwritten; so the ledger holds exactly one entry per bake end. Only
+ * PutItem and GetItem: no transaction, and nothing the record tasks could not do before.
  */
 export class DynamoLedger implements Ledger {
   private readonly db: DynamoDBDocumentClient;
@@ -202,17 +220,63 @@ export class DynamoLedger implements Ledger {
   }
 
   async append(entry: LedgerEntry): Promise<void> {
+    const table = resolveSetting(this.table);
     // The random suffix keeps two entries of the same bake in the same millisecond apart.
-    const sk = `${entry.at}#${entry.bakeId ?? 'none'}#${randomBytes(4).toString('hex')}`;
-    await callAws('PutItem ledger entry', () =>
-      this.db.send(
-        new PutCommand({
-          TableName: resolveSetting(this.table),
-          Item: { pk: LEDGER_PK, sk, type: entry.type, entry },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      ),
+    let sk = `${entry.at}#${entry.bakeId ?? 'none'}#${randomBytes(4).toString('hex')}`;
+    let item: LedgerEntry = entry;
+    if (isBakeEnd(entry)) {
+      const claimed = await this.claim(table, entry, sk);
+      sk = claimed.ledgerSk;
+      item = claimed.entry;
+    }
+    try {
+      await callAws('PutItem ledger entry', () =>
+        this.db.send(
+          new PutCommand({
+            TableName: table,
+            Item: { pk: LEDGER_PK, sk, type: item.type, entry: item },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+    } catch (error) {
+      // Only a claimed bake end is written twice under one key: by an earlier attempt, and that is the one entry.
+      if (!(isBakeEnd(item) && hasName(error, 'ConditionalCheckFailedException'))) throw error;
+    }
+  }
+
+  /** Claim the bake's end for `entry` under `ledgerSk`, or find the claim an earlier attempt made. */
+  private async claim(table: string, entry: BakeEndEntry & { bakeId: string }, ledgerSk: string) {
+    try {
+      await callAws(`PutItem ledger claim of bake ${entry.bakeId}`, () =>
+        this.db.send(
+          new PutCommand({
+            TableName: table,
+            Item: { ...bakeEndKey(entry.bakeId, entry.type), ledgerSk, entry },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        ),
+      );
+      return { ledgerSk, entry: entry as BakeEndEntry };
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      const found = await this.claimOf(table, entry.bakeId, entry.type);
+      if (!found)
+        throw new BakeryError(`the ledger claim of bake ${entry.bakeId} (${entry.type}) exists but cannot be read`, { cause: error });
+      return found;
+    }
+  }
+
+  private async claimOf(table: string, bakeId: string, type: BakeEndType) {
+    const out = await callAws(`GetItem ledger claim of bake ${bakeId}`, () =>
+      this.db.send(new GetCommand({ TableName: table, Key: bakeEndKey(bakeId, type), ConsistentRead: true })),
     );
+    const item = out.Item as { ledgerSk?: unknown; entry?: BakeEndEntry } | undefined;
+    return item && typeof item.ledgerSk === 'string' && item.entry ? { ledgerSk: item.ledgerSk, entry: item.entry } : undefined;
+  }
+
+  async endOf(bakeId: string, type: BakeEndType): Promise<BakeEndEntry | undefined> {
+    return (await this.claimOf(resolveSetting(this.table), bakeId, type))?.entry;
   }
 
   async list(): Promise<LedgerEntry[]> {

@@ -4,17 +4,20 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, InputError, NotFoundError } from '../../errors.ts';
-import type {
-  ApprovalDecision,
-  ApprovalMessage,
-  ApprovalRecord,
-  ApprovalStore,
-  ArtefactRef,
-  ArtefactStore,
-  Json,
-  Ledger,
-  LedgerEntry,
-  TaskCallbacks,
+import {
+  type ApprovalDecision,
+  type ApprovalMessage,
+  type ApprovalRecord,
+  type ApprovalStore,
+  type ArtefactRef,
+  type ArtefactStore,
+  type BakeEndEntry,
+  type BakeEndType,
+  isBakeEnd,
+  type Json,
+  type Ledger,
+  type LedgerEntry,
+  type TaskCallbacks,
 } from '../../ports.ts';
 import {
   appendLineDurable,
@@ -87,16 +90,43 @@ export class LocalArtefactStore implements ArtefactStore {
  * Only whole lines are ever appended, each in a single write, so a line that is not
  * JSON can only be a write cut short by a crash (at the end, or terminated by the next
  * append): it was never acknowledged, and reading skips it.
+ *
+ * A bake's end is appended once per bake id and type. Its first append claims it: an
+ * exclusively created `<home>/ledger.ends/<type>-<hash of bake id>.json` holding the
+ * entry, then the line. A retry loses the claim, and appends the claimed entry only if
+ * the ledger lacks it (a crash between the two); reading keeps only the first line of
+ * each bake end, so even two recorders of the same bake at one instant show one entry.
  */
 export class LocalLedger implements Ledger {
   private readonly file: string;
+  private readonly ends: string;
 
   constructor(home: LocalHome) {
     this.file = home.path('ledger.jsonl');
+    this.ends = home.path('ledger.ends');
+  }
+
+  private claimFile(bakeId: string, type: BakeEndType): string {
+    // Hashed: a bake id from an execution input is not checked against a file name's alphabet yet.
+    return path.join(this.ends, `${type}-${sha256Hex(bakeId).slice(0, 32)}.json`);
   }
 
   async append(entry: LedgerEntry): Promise<void> {
+    if (isBakeEnd(entry)) {
+      const claim = this.claimFile(entry.bakeId, entry.type);
+      if (!(await createJsonExclusive(claim, entry))) {
+        const claimed = await readJsonIfExists<BakeEndEntry>(claim);
+        const listed = (await this.list()).some((e) => e.type === entry.type && e.bakeId === entry.bakeId);
+        if (listed || !claimed) return;
+        await appendLineDurable(this.file, JSON.stringify(claimed));
+        return;
+      }
+    }
     await appendLineDurable(this.file, JSON.stringify(entry));
+  }
+
+  async endOf(bakeId: string, type: BakeEndType): Promise<BakeEndEntry | undefined> {
+    return readJsonIfExists<BakeEndEntry>(this.claimFile(bakeId, type));
   }
 
   async list(): Promise<LedgerEntry[]> {
@@ -109,6 +139,7 @@ export class LocalLedger implements Ledger {
     }
     // A line without its newline was cut by a crash mid-append and was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+    const ends = new Set<string>();
     return complete.split('\n').flatMap((line, index) => {
       if (line.length === 0) return [];
       let value: unknown;
@@ -118,7 +149,14 @@ export class LocalLedger implements Ledger {
         return []; // a torn write that a later append terminated
       }
       // Whole JSON that is not an entry was not cut short by a crash: someone changed it.
-      return [parseLedgerEntry(value, `${this.file} line ${index + 1}`, DAMAGED_HINT)];
+      const entry = parseLedgerEntry(value, `${this.file} line ${index + 1}`, DAMAGED_HINT);
+      if (isBakeEnd(entry)) {
+        // A second line of the same bake's end can only be a race of two recorders: the first counts.
+        const k = `${entry.type}\0${entry.bakeId}`;
+        if (ends.has(k)) return [];
+        ends.add(k);
+      }
+      return [entry];
     });
   }
 }

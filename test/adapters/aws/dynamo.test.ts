@@ -224,7 +224,7 @@ describe('DynamoLedger', () => {
     db.reset();
   });
 
-  it('appends an entry under a new time-ordered key, never overwriting', async () => {
+  it('appends an entry under a new time-ordered key, never overwriting; a bake end after claiming it under the bake', async () => {
     // Prepare
     db.on(PutCommand).resolves({});
 
@@ -232,15 +232,58 @@ describe('DynamoLedger', () => {
     await ledger.append(released);
     await ledger.append(failed);
 
-    // Assess
+    // Assess: the claim of hello-1's release, its ledger item, then the failure without a bake id (nothing to claim).
     const items = db.commandCalls(PutCommand).map((c) => c.args[0].input);
+    expect(items).toHaveLength(3);
     expect(items[0]).toMatchObject({
+      TableName: TABLE,
+      ConditionExpression: 'attribute_not_exists(pk)',
+      Item: { pk: 'BAKE#hello-1', sk: 'LEDGER#released', entry: released },
+    });
+    expect(items[1]).toMatchObject({
       TableName: TABLE,
       ConditionExpression: 'attribute_not_exists(pk)',
       Item: { pk: 'LEDGER', entry: released },
     });
-    expect(items[0]?.Item?.sk).toMatch(/^2026-11-22T08:00:00\.000Z#hello-1#[0-9a-f]{8}$/);
-    expect(items[1]?.Item?.sk).toMatch(/^2026-11-22T09:00:00\.000Z#none#[0-9a-f]{8}$/);
+    expect(items[1]?.Item?.sk).toMatch(/^2026-11-22T08:00:00\.000Z#hello-1#[0-9a-f]{8}$/);
+    expect(items[0]?.Item?.ledgerSk).toBe(items[1]?.Item?.sk);
+    expect(items[2]?.Item?.sk).toMatch(/^2026-11-22T09:00:00\.000Z#none#[0-9a-f]{8}$/);
+  });
+
+  it('appends a retried bake end nothing new: it finds the claim and completes the same ledger item', async () => {
+    // Prepare: a table as DynamoDB keeps it, conditional puts included.
+    const table = new Map<string, Record<string, unknown>>();
+    const keyOf = (item: Record<string, unknown>) => `${item.pk}\0${item.sk}`;
+    db.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
+      if (table.has(keyOf(input.Item))) throw conditionFailed();
+      table.set(keyOf(input.Item), structuredClone(input.Item));
+      return {};
+    });
+    db.on(GetCommand).callsFake((input: { Key: Record<string, unknown> }) => ({ Item: table.get(keyOf(input.Key)) }));
+    // The first attempt claims the bake's end, then dies before its ledger item is written.
+    let crash = true;
+    const first = db.on(PutCommand, { Item: { pk: 'LEDGER' } });
+    first.callsFake((input: { Item: Record<string, unknown> }) => {
+      if (crash) {
+        crash = false;
+        throw awsError('ServiceUnavailable', 503);
+      }
+      if (table.has(keyOf(input.Item))) throw conditionFailed();
+      table.set(keyOf(input.Item), structuredClone(input.Item));
+      return {};
+    });
+
+    // Act: the failed attempt, its retry (a later `at`), and one more retry.
+    await expect(ledger.append(released)).rejects.toBeInstanceOf(TransientBackendError);
+    await ledger.append({ ...released, at: '2026-11-22T08:00:05.000Z' });
+    await ledger.append({ ...released, at: '2026-11-22T08:00:09.000Z' });
+
+    // Assess: one claim, one ledger item, the first attempt's entry.
+    const ledgerItems = [...table.values()].filter((i) => i.pk === 'LEDGER');
+    expect(ledgerItems).toHaveLength(1);
+    expect(ledgerItems[0]?.entry).toEqual(released);
+    expect(await ledger.endOf('hello-1', 'released')).toEqual(released);
+    expect(await ledger.endOf('hello-1', 'failed')).toBeUndefined();
   });
 
   it('lists every page in order', async () => {

@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,43 @@ describe('local backend stores', () => {
       await appendFile(home.path('ledger.jsonl'), '{"type":"released","bakeId":"c","at":');
       const entries = await ledger.list();
       expect(entries.map((e) => e.bakeId)).toEqual(['a', 'b']);
+    });
+
+    it('appends a bake end once: a retry finds it (endOf) and appends nothing, other bakes and types are their own', async () => {
+      // Prepare
+      const ledger = new LocalLedger(home);
+      const failed = (bakeId: string, at: string) =>
+        ({ type: 'failed', bakeId, at, state: 'Validate', error: 'E', cause: 'c', manifest: null }) as const;
+
+      // Act: RecordFailure, retried twice (each attempt with its own time), and another bake.
+      await ledger.append(failed('hello-1', '2026-01-01T00:00:00.000Z'));
+      await ledger.append(failed('hello-1', '2026-01-01T00:00:05.000Z'));
+      await ledger.append(failed('hello-1', '2026-01-01T00:00:15.000Z'));
+      await ledger.append(failed('hello-2', '2026-01-01T00:01:00.000Z'));
+
+      // Assess
+      const lines = (await readFile(home.path('ledger.jsonl'), 'utf8')).trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(await ledger.list()).toEqual([failed('hello-1', '2026-01-01T00:00:00.000Z'), failed('hello-2', '2026-01-01T00:01:00.000Z')]);
+      expect(await ledger.endOf('hello-1', 'failed')).toEqual(failed('hello-1', '2026-01-01T00:00:00.000Z'));
+      expect(await ledger.endOf('hello-1', 'released')).toBeUndefined();
+    });
+
+    it('completes a claimed bake end whose line a crash cut off, and shows one entry when two recorders raced', async () => {
+      // Prepare: the claim of hello-1 exists, its line does not (killed in between).
+      const ledger = new LocalLedger(home);
+      const failed = (bakeId: string, at: string) =>
+        ({ type: 'failed', bakeId, at, state: 'Validate', error: 'E', cause: 'c', manifest: null }) as const;
+      await ledger.append(failed('hello-1', '2026-01-01T00:00:00.000Z'));
+      await writeFile(home.path('ledger.jsonl'), '');
+
+      // Act
+      await ledger.append(failed('hello-1', '2026-01-01T00:00:09.000Z'));
+      // Two recorders that both saw no line, each appending it.
+      await appendFile(home.path('ledger.jsonl'), `${JSON.stringify(failed('hello-1', '2026-01-01T00:00:09.500Z'))}\n`);
+
+      // Assess: the claimed (first) entry, once.
+      expect(await ledger.list()).toEqual([failed('hello-1', '2026-01-01T00:00:00.000Z')]);
     });
 
     it('is empty before anything happened', async () => {
