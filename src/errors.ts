@@ -194,6 +194,33 @@ export class TransientBackendError extends BakeryError {
   }
 }
 
+/** A lock of the local backend stayed held by a live process for longer than the bounded wait. */
+export class LockTimeoutError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'LockTimeoutError';
+  }
+}
+
+/** `bakery resume` of a local execution that is not interrupted: it still runs (its process is alive) or it has ended. */
+export class NotInterruptedError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'NotInterruptedError';
+  }
+}
+
+/**
+ * An approval decision was recorded for a local bake whose process is gone: nothing
+ * resumed it; `bakery resume <bakeId>` continues it with that decision.
+ */
+export class BakeInterruptedError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'BakeInterruptedError';
+  }
+}
+
 /**
  * Errors the Step Functions Lambda integration itself raises (not thrown by our code).
  * They are transient by AWS's own guidance, so the ASL retries them.

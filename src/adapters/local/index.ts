@@ -44,8 +44,10 @@ export function createLocalDeps(options: {
   const { home, projectRoot } = options;
   const recipes = new DirectoryRecipeCatalog(path.join(projectRoot, 'layers'));
   const callbacks = new LocalTaskCallbacks(home);
-  const layers = new LocalLayerRegistry(home);
-  const functions = new LocalFunctionRegistry(home);
+  // A lock taken over from a dead holder is said so, where the bake's progress goes.
+  const lockNotices = { onLockTakeover: (message: string) => options.write?.(`  ! ${message}`) };
+  const layers = new LocalLayerRegistry(home, lockNotices);
+  const functions = new LocalFunctionRegistry(home, lockNotices);
   return {
     home,
     sources: new LocalSourceReader(),

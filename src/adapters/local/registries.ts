@@ -15,6 +15,7 @@ import type {
 import { createJsonExclusive, readJsonIfExists, sha256File, writeJsonAtomic } from '../../util/fsx.ts';
 import { canonicalJson } from '../../util/json.ts';
 import type { LocalHome } from './home.ts';
+import { withFileLock } from './lock.ts';
 import { copyFileAtomic } from './stores.ts';
 
 /**
@@ -91,9 +92,11 @@ interface StoredLayer extends LayerVersionInfo {
 /** Layer versions under `<home>/layers/<name>/<version>.json` with the zip beside it. */
 export class LocalLayerRegistry implements LayerRegistry {
   private readonly home: LocalHome;
+  private readonly onLockTakeover: (message: string) => void;
 
-  constructor(home: LocalHome) {
+  constructor(home: LocalHome, options: { onLockTakeover?: (message: string) => void } = {}) {
     this.home = home;
+    this.onLockTakeover = options.onLockTakeover ?? (() => {});
   }
 
   private dir(name: string): string {
@@ -114,6 +117,11 @@ export class LocalLayerRegistry implements LayerRegistry {
     return match ? strip(match) : undefined;
   }
 
+  /**
+   * Publish a layer version, or hand back the one with the same bytes: under the layer's
+   * publish lock the existing versions are checked again, so two bakes racing with the
+   * same content make one version (the loser reuses the winner's).
+   */
   async publish(input: LayerPublishInput): Promise<LayerVersionInfo> {
     const dir = this.dir(input.name);
     // The bytes go in first under a unique name; the version record that makes
@@ -122,6 +130,31 @@ export class LocalLayerRegistry implements LayerRegistry {
     await copyFileAtomic(input.zipFile, blob);
     // Like Lambda, report the hash of what was stored, not of what we meant to store.
     const stored = await sha256File(blob);
+    return this.withPublishLock(input.name, async () => {
+      const same = await this.findByCodeSha256(input.name, stored.base64);
+      if (same) {
+        await rm(blob, { force: true });
+        return same;
+      }
+      return this.publishStored(input, dir, blob, stored);
+    });
+  }
+
+  /**
+   * Run `fn` under the lock that publishing a version of layer `name` takes
+   * (`<home>/layers/<name>/publish.lock`): a deletion that re-checks under it cannot
+   * race a publish that is about to reuse a version.
+   */
+  withPublishLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(path.join(this.dir(name), 'publish'), fn, { onTakeover: this.onLockTakeover });
+  }
+
+  private async publishStored(
+    input: LayerPublishInput,
+    dir: string,
+    blob: string,
+    stored: { hex: string; base64: string; size: number },
+  ): Promise<LayerVersionInfo> {
     const version = await claimNext(dir, (v) => ({
       name: input.name,
       arn: localLayerArn(input.name, v),
@@ -211,9 +244,11 @@ const configOf = (v: Omit<StoredVersion, 'version' | 'code' | 'createdAt' | 'des
  */
 export class LocalFunctionRegistry implements FunctionRegistry {
   private readonly home: LocalHome;
+  private readonly onLockTakeover: (message: string) => void;
 
-  constructor(home: LocalHome) {
+  constructor(home: LocalHome, options: { onLockTakeover?: (message: string) => void } = {}) {
     this.home = home;
+    this.onLockTakeover = options.onLockTakeover ?? (() => {});
   }
 
   private dir(name: string, ...rest: string[]): string {
@@ -241,22 +276,30 @@ export class LocalFunctionRegistry implements FunctionRegistry {
       environment: input.environment,
       layers: input.layers,
     };
-    // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
-    const latest = (await this.listVersions(input.name)).at(-1);
-    if (latest && configOf(latest) === configOf(candidate)) return info(latest);
-    // A name of its own per version: deleting a version can then remove its code
-    // without ever racing a publish that is about to use the same bytes.
-    const code = path.join('code', `${stored.hex}.${randomBytes(4).toString('hex')}.zip`);
-    await copyFileAtomic(input.codeFile, this.dir(input.name, code));
-    const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
-      name: input.name,
-      version: String(v),
-      description: input.description,
-      ...candidate,
-      code,
-      createdAt: new Date().toISOString(),
-    }));
-    return info((await this.getStored(input.name, String(version))) as StoredVersion);
+    // Under the function's publish lock, so that two bakes racing with the same code and
+    // configuration see each other's version: one version per (code, configuration).
+    return withFileLock(
+      this.dir(input.name, 'publish'),
+      async () => {
+        // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
+        const latest = (await this.listVersions(input.name)).at(-1);
+        if (latest && configOf(latest) === configOf(candidate)) return info(latest);
+        // A name of its own per version: deleting a version can then remove its code
+        // without ever racing a publish that is about to use the same bytes.
+        const code = path.join('code', `${stored.hex}.${randomBytes(4).toString('hex')}.zip`);
+        await copyFileAtomic(input.codeFile, this.dir(input.name, code));
+        const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
+          name: input.name,
+          version: String(v),
+          description: input.description,
+          ...candidate,
+          code,
+          createdAt: new Date().toISOString(),
+        }));
+        return info((await this.getStored(input.name, String(version))) as StoredVersion);
+      },
+      { onTakeover: this.onLockTakeover },
+    );
   }
 
   async getStored(name: string, version: string): Promise<(StoredVersion & { codePath: string }) | undefined> {
@@ -283,17 +326,12 @@ export class LocalFunctionRegistry implements FunctionRegistry {
     change: (file: string, current: AliasInfo | undefined) => Promise<T>,
   ): Promise<T> {
     const file = this.dir(name, 'aliases', `${alias}.json`);
-    const lock = `${file}.lock`;
     await mkdir(path.dirname(file), { recursive: true });
-    for (let attempt = 0; !(await createJsonExclusive(lock, { pid: process.pid })); attempt++) {
-      if (attempt > 100) throw new AliasConflictError(`alias ${name}:${alias} is locked by another process (${lock})`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    try {
-      return await change(file, await readJsonIfExists<AliasInfo>(file));
-    } finally {
-      await rm(lock, { force: true });
-    }
+    // A dead holder's lock is taken over; a live one is waited for, then refused as a conflict.
+    return withFileLock(file, async () => change(file, await readJsonIfExists<AliasInfo>(file)), {
+      onTakeover: this.onLockTakeover,
+      onTimeout: (message) => new AliasConflictError(`alias ${name}:${alias} is locked by another process: ${message}`),
+    });
   }
 
   async setAlias(
