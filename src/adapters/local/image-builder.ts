@@ -11,6 +11,7 @@ import { EXECUTOR_VERSION, runDocument, type StepEvent, type StepResult } from '
 import { readJsonIfExists, sha256File, sha256Hex, writeJsonAtomic } from '../../util/fsx.ts';
 import { listTree } from '../../zip/deterministic.ts';
 import type { LocalHome } from './home.ts';
+import { withFileLock } from './lock.ts';
 
 /** SHA-256 over a tree's paths, modes and contents: the identity of a runtime tree. */
 export async function treeSha256(root: string): Promise<{ hex: string; size: number; files: number }> {
@@ -170,6 +171,30 @@ export class LocalImageBuilder implements ImageBuilder {
     return tree?.hex === image.runtime.sha256Hex ? image : undefined;
   }
 
+  /**
+   * Put a finished build in place under the bake key's lock; a failed build never gets
+   * here, so it never replaces a good one. A good tree in place is never deleted for
+   * one with the same content, which a concurrent bake may be packaging: a cold build
+   * that lost the race to another of the same key hands back the winner's build, and a
+   * rebuild that made the same tree (builds are reproducible) only updates its records.
+   */
+  private install(request: LocalBuildRequest, staging: string, image: BuiltImage): Promise<BuiltImage> {
+    const paths = this.paths(request.bakeKey);
+    return withFileLock(paths.dir, async () => {
+      const current = await this.cached(request.bakeKey);
+      if (current && !request.rebuild) return { ...current, cacheHit: true };
+      if (current?.runtime.sha256Hex === image.runtime.sha256Hex) {
+        await writeFile(paths.log, await readFile(path.join(staging, 'build.log')));
+        await writeJsonAtomic(paths.record, image.buildRecord);
+        await writeJsonAtomic(paths.image, image);
+        return image;
+      }
+      await rm(paths.dir, { recursive: true, force: true });
+      await rename(staging, paths.dir);
+      return image;
+    });
+  }
+
   /** Build the runtime tree (or reuse the earlier build with the same key unless `rebuild`). */
   async build(request: LocalBuildRequest): Promise<BuiltImage> {
     if (!request.rebuild) {
@@ -239,10 +264,7 @@ export class LocalImageBuilder implements ImageBuilder {
       await writeFile(path.join(staging, 'build.log'), log.join(''));
       await writeJsonAtomic(path.join(staging, 'build-record.json'), buildRecord);
       await writeJsonAtomic(path.join(staging, 'image.json'), image);
-      // Swap the finished build into place; a failed build never replaces a good one.
-      await rm(paths.dir, { recursive: true, force: true });
-      await rename(staging, paths.dir);
-      return image;
+      return await this.install(request, staging, image);
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
