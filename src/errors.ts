@@ -256,6 +256,9 @@ export const ERROR_NAMES: readonly string[] = [
   AliasConflictError,
   CanaryAlarmError,
   TransientBackendError,
+  LockTimeoutError,
+  NotInterruptedError,
+  BakeInterruptedError,
 ].map((ErrorClass) => new ErrorClass('probe').name);
 
 /** `{Error, Cause}` as Step Functions hands a caught error to the next state. */

@@ -205,6 +205,7 @@ describe('errors.ts', () => {
         'InputError',
         'NotAnApproverError',
         'NotFoundError',
+        'NotInterruptedError',
         'RecipeError',
         'StateDirError',
         'UnknownRecipeError',

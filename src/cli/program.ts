@@ -12,15 +12,17 @@ import { decideApproval } from '../cores/approval.ts';
 import { bakeKey } from '../cores/image.ts';
 import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
 import { status } from '../cores/status.ts';
-import { BakeryError, ImageBuildFailedError, InputError } from '../errors.ts';
+import { BakeInterruptedError, BakeryError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
 import { PROJECT_ROOT } from '../local/asl.ts';
-import { runBake } from '../local/runner.ts';
+import { getExecution, listExecutions } from '../local/journal.ts';
+import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../local/runner.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
+import { renderExecutions } from './render.ts';
 import { addSlackCommands } from './slack.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
@@ -105,6 +107,35 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...(slack ? { slack } : {}), ...options });
   };
 
+  /** Test-only: BAKERY_TEST_PAUSE_AT stops a bake at a named point until it is killed (see RunBakeOptions.pauseAt). */
+  const testPause = () => (io.env.BAKERY_TEST_PAUSE_AT ? { pauseAt: io.env.BAKERY_TEST_PAUSE_AT } : {});
+
+  /** The end of `bake` and `resume`: what was released, or why nothing was. */
+  const report = (outcome: RunOutcome | UpToDateOutcome, bakeId: string) => {
+    line();
+    if (outcome.status === 'failed') {
+      io.err(`bake ${outcome.bakeId ?? bakeId} failed in ${outcome.state}: ${outcome.error}\n${outcome.cause}\n`);
+      io.err('nothing was released: every alias is where it was.\n');
+      throw new ExitError(ExitCodes.Failed);
+    }
+    if (outcome.status === 'upToDate') {
+      line(`bake ${outcome.bakeId} is up to date: nothing was built, published or released`);
+      return;
+    }
+    const { layer, release, record } = outcome.output;
+    line(`bake ${outcome.bakeId} released`);
+    if (layer) {
+      line(`  layer     ${layer.arn} (${layer.reused ? 'reused: same bytes as before' : 'new version'})`);
+      line(`  sha256    ${layer.sha256Hex}`);
+    }
+    for (const move of release?.functions ?? []) {
+      line(
+        `  ${move.name.padEnd(9)} version ${move.to}; alias ${move.alias} → ${move.to}${move.changed ? ` (was ${move.from ?? 'unset'})` : ' (unchanged)'}`,
+      );
+    }
+    line(`  manifest  ${record.manifest.uri}`);
+  };
+
   /**
    * The ports of the chosen backend, for commands that work on either: the local state
    * directory, or the deployed stack (configured by the same environment variables as
@@ -181,26 +212,45 @@ Exit codes:
           trigger: { type: 'cli', user: whoami(io.env) },
           options: { rebuild: opts.rebuild ?? false },
         },
-        { deps: d, approve: opts.approve ? 'auto' : 'wait', approver: opts.approver, write: line },
+        { deps: d, approve: opts.approve ? 'auto' : 'wait', approver: opts.approver, write: line, spec: specArg, ...testPause() },
       );
-      line();
-      if (outcome.status === 'failed') {
-        io.err(`bake ${outcome.bakeId ?? bakeId} failed in ${outcome.state}: ${outcome.error}\n${outcome.cause}\n`);
-        io.err('nothing was released: every alias is where it was.\n');
-        throw new ExitError(ExitCodes.Failed);
+      report(outcome, bakeId);
+    });
+
+  program
+    .command('resume')
+    .description('continue an interrupted local bake (its process is gone) from the state it was in, same bake id and inputs')
+    .argument('<bakeId>', 'the bake id (see `bakery executions`)')
+    .option('--approve', 'approve as soon as asked, if its approval is still undecided')
+    .addOption(new Option('--approver <name>', 'who approves with --approve').default(whoami(io.env), 'your user name'))
+    .action(async (bakeId: string, opts: { approve?: boolean; approver: string }) => {
+      requireLocal('resume');
+      const d = await deps({ create: false, waitingHint: !opts.approve });
+      const { state } = await getExecution(d.home, bakeId);
+      line(`bake ${bakeId}: resuming at ${state ?? 'the start'} on the local backend (${d.home.root})`);
+      const outcome = await resumeExecution(bakeId, {
+        deps: d,
+        approve: opts.approve ? 'auto' : 'wait',
+        approver: opts.approver,
+        write: line,
+        ...testPause(),
+      });
+      report(outcome, bakeId);
+    });
+
+  program
+    .command('executions')
+    .description('list the local executions: bake id, status (running, waiting, interrupted, succeeded, failed, upToDate), state, age')
+    .option('--json', 'print JSON: {"executions": [{bakeId, status, state, startedAt, spec}]}')
+    .action(async (opts: { json?: boolean }) => {
+      requireLocal('executions');
+      const executions = await listExecutions(home());
+      if (opts.json) {
+        const rows = executions.map(({ bakeId, status, state, startedAt, spec }) => ({ bakeId, status, state, startedAt, spec }));
+        line(JSON.stringify({ executions: rows }, null, 2));
+        return;
       }
-      const { layer, release, record } = outcome.output;
-      line(`bake ${outcome.bakeId} released`);
-      if (layer) {
-        line(`  layer     ${layer.arn} (${layer.reused ? 'reused: same bytes as before' : 'new version'})`);
-        line(`  sha256    ${layer.sha256Hex}`);
-      }
-      for (const move of release?.functions ?? []) {
-        line(
-          `  ${move.name.padEnd(9)} version ${move.to}; alias ${move.alias} → ${move.to}${move.changed ? ` (was ${move.from ?? 'unset'})` : ' (unchanged)'}`,
-        );
-      }
-      line(`  manifest  ${record.manifest.uri}`);
+      for (const text of renderExecutions(executions, new Date())) line(text);
     });
 
   program
@@ -291,7 +341,24 @@ Exit codes:
 
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
     const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());
-    line(`bake ${record.bakeId}: ${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`);
+    const decided = `${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`;
+    // A local bake whose process is gone waits on nothing: the decision only counts once it is resumed.
+    const execution = program.opts<{ backend: string }>().backend === 'local' ? await localExecution(record.bakeId) : undefined;
+    if (execution?.status === 'interrupted') {
+      throw new BakeInterruptedError(
+        `bake ${record.bakeId}: ${decided} is recorded, but the bake is interrupted (its process, pid ${execution.owner.pid} on ${execution.owner.host}, is gone, in ${execution.state ?? 'its first state'}): nothing was released`,
+        { hint: `Continue it with the decision: bakery resume ${record.bakeId}` },
+      );
+    }
+    line(`bake ${record.bakeId}: ${decided}`);
+  };
+  const localExecution = async (bakeId: string) => {
+    try {
+      return await getExecution(home(), bakeId);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined; // a bake from before executions were journaled
+      throw error;
+    }
   };
 
   program

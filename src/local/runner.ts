@@ -7,6 +7,7 @@ import type { BakeState } from '../cores/record.ts';
 import type { ArtefactRef, BakeRequest, Json, ResolvedBake } from '../ports.ts';
 import { TASKS } from '../tasks.ts';
 import { loadDefinition, tasksOf } from './asl.ts';
+import { ExecutionJournal, type JournalTask } from './journal.ts';
 
 export interface RunBakeOptions {
   deps: LocalDeps;
@@ -20,6 +21,15 @@ export interface RunBakeOptions {
   retryIntervalMs?: number;
   /** Milliseconds every Wait state waits instead of its seconds (tests set 0 to run a gradual release at once). */
   waitMs?: number;
+  /** The spec as the user named it, for `bakery executions` (default: the source path). */
+  spec?: string;
+  /**
+   * Test-only: stop (hang until killed) at `<State>:entered` (journaled, before the task
+   * runs), `<State>:waiting` (a callback task's token journaled, the task not started),
+   * `<State>:returned` (the task ran, its result not journaled yet) or `<State>:completed`
+   * (its result journaled). The CLI takes it from BAKERY_TEST_PAUSE_AT.
+   */
+  pauseAt?: string;
 }
 
 /** The execution output of a released bake: the accumulated state plus what RecordSuccess stored. */
@@ -43,7 +53,28 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /** Node timers overflow past 2^31-1 ms; the local stand-in for "no library timeout". */
 const LOCAL_MAX_TIMEOUT_SECONDS = 2_147_483;
+/** The longest delay one Node timer takes (a longer one fires at once, with a TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const STATE_INPUT_KEY = 'bakeryStateInput';
+
+/**
+ * Call `fire` after `ms`, however long (Step Functions allows a year): one timer per
+ * chunk of at most {@link MAX_TIMER_MS}, so no delay overflows Node's timer. Returns a cancel.
+ */
+export function setLongTimeout(fire: () => void, ms: number, now: () => number = Date.now): () => void {
+  const due = now() + ms;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    const left = due - now();
+    if (left <= 0) {
+      fire();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
 
 /** Resolve a Step Functions reference path (`$.a.b[0]`) against a value. */
 export function resolveReferencePath(value: Json, ref: string): Json | undefined {
@@ -63,19 +94,27 @@ export function resolveReferencePath(value: Json, ref: string): Json | undefined
  * a copy in which such states carry their state input along, and enforces the
  * timeout itself, failing with `States.Timeout` exactly as Step Functions would.
  */
-function withStateInputTimeouts(definition: Record<string, unknown>): {
+function withStateInputTimeouts(
+  definition: Record<string, unknown>,
+  startAt?: string,
+): {
   definition: Record<string, unknown>;
   timeoutPaths: Map<string, string>;
 } {
-  const copy = JSON.parse(JSON.stringify(definition)) as { States: Record<string, Record<string, unknown>> };
+  const copy = JSON.parse(JSON.stringify(definition)) as { StartAt: string; States: Record<string, Record<string, unknown>> };
   const timeoutPaths = new Map<string, string>();
   for (const [name, state] of Object.entries(copy.States)) {
-    if (state.Type !== 'Task' || typeof state.TimeoutSecondsPath !== 'string') continue;
+    if (state.Type !== 'Task') continue;
+    // Every Task hands its state input to the runner too: the journal records it, so a
+    // resume can start the state again from it, and TimeoutSecondsPath is resolved on it.
+    state.Parameters = { ...(state.Parameters as Record<string, unknown>), [`${STATE_INPUT_KEY}.$`]: '$' };
+    if (typeof state.TimeoutSecondsPath !== 'string') continue;
     timeoutPaths.set(name, state.TimeoutSecondsPath);
     delete state.TimeoutSecondsPath;
     state.TimeoutSeconds = LOCAL_MAX_TIMEOUT_SECONDS;
-    state.Parameters = { ...(state.Parameters as Record<string, unknown>), [`${STATE_INPUT_KEY}.$`]: '$' };
   }
+  // aws-local-stepfunctions only starts at StartAt: a resume runs a copy that starts at the interrupted state.
+  if (startAt !== undefined) copy.StartAt = startAt;
   return { definition: copy, timeoutPaths };
 }
 
@@ -139,7 +178,7 @@ function detail(state: string, output: BakeState): string {
  * A bake released or failed; only a scheduled one can end up to date (see {@link runScheduledBake}).
  */
 export async function runBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome> {
-  const outcome = await execute(request, options);
+  const outcome = await execute(request, options, await startJournal(request, options));
   if (outcome.status === 'upToDate') {
     throw new Error(`bake ${outcome.bakeId} ended up to date, which only a scheduled bake can: run it with runScheduledBake`);
   }
@@ -150,36 +189,75 @@ export async function runBake(request: BakeRequest, options: RunBakeOptions): Pr
  * Run a bake triggered as `schedule` (the patch rebuild): like {@link runBake}, but it
  * may also end as `upToDate` when its bake key and code equal what is live.
  */
-export function runScheduledBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
-  return execute(request, options);
+export async function runScheduledBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
+  return execute(request, options, await startJournal(request, options));
 }
 
-async function execute(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
+/** Where an execution starts: at StartAt with the request, or (a resume) at a journaled Task state. */
+interface Start {
+  journal: ExecutionJournal | undefined;
+  /** The interrupted Task state, its input, its token, and its result if it had returned. */
+  resume?: JournalTask;
+}
+
+async function startJournal(request: BakeRequest, options: RunBakeOptions): Promise<Start> {
+  if (request.bakeId === undefined) return { journal: undefined };
+  const spec = options.spec ?? (request.source.type === 'file' ? request.source.path : JSON.stringify(request.source));
+  return { journal: await ExecutionJournal.start(options.deps.home, { ...request, bakeId: request.bakeId }, spec) };
+}
+
+/**
+ * Continue an interrupted local execution (`bakery resume`): its process is gone, so
+ * this one takes it over and runs the same definition from the Task state it was in,
+ * with that state's journaled input and the same bake id. A task whose result was
+ * journaled is not run again (its result is replayed); one that had not returned runs
+ * again with the same input (the tasks are idempotent) and, for a callback task, the
+ * same token, so a decision made while no process waited is found.
+ */
+export async function resumeExecution(bakeId: string, options: Omit<RunBakeOptions, 'spec'>): Promise<RunOutcome | UpToDateOutcome> {
+  const journal = await ExecutionJournal.takeOver(options.deps.home, bakeId);
+  const last = journal.current.tasks.at(-1);
+  return execute(journal.current.request, options, { journal, ...(last ? { resume: last } : {}) });
+}
+
+async function execute(request: BakeRequest, options: RunBakeOptions, start: Start): Promise<RunOutcome | UpToDateOutcome> {
   const { deps } = options;
+  const { journal } = start;
   const write = options.write ?? (() => {});
   const fileDefinition = await loadDefinition(options.definitionFile);
   const tasks = tasksOf(fileDefinition);
-  const { definition, timeoutPaths } = withStateInputTimeouts(fileDefinition);
+  const { definition, timeoutPaths } = withStateInputTimeouts(fileDefinition, start.resume?.state);
   const stop = new AbortController();
+  let replay = start.resume;
+  const pause = async (point: string) => {
+    if (options.pauseAt !== point) return;
+    write(`(test) paused at ${point}`);
+    await new Promise(() => {}); // until killed
+  };
 
   const handlers: Record<string, (input: Json) => Promise<Json>> = {};
   for (const { state, task, callback } of tasks) {
-    const run = async (input: Json): Promise<Json> => {
+    const run = async (input: Json, journaledToken: string | null): Promise<Json> => {
       const payload = (input as { Payload: Json }).Payload;
       if (!callback) return { Payload: JSON.parse(JSON.stringify(await TASKS[task](payload, deps))) as Json };
-      const token = `${state}-${randomBytes(12).toString('hex')}`;
-      const started = (await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps)) as { approvalId?: string };
-      if (task === 'requestApproval' && options.approve === 'auto' && started.approvalId) {
-        await decideApproval({ ref: started.approvalId, outcome: 'approved', by: options.approver }, deps);
+      // A resumed callback task waits on its journaled token: a decision made meanwhile settled it.
+      const token = journaledToken ?? `${state}-${randomBytes(12).toString('hex')}`;
+      await journal?.waiting(state, token);
+      await pause(`${state}:waiting`);
+      let outcome = journaledToken ? await deps.callbacks.settled(token) : undefined;
+      if (!outcome) {
+        const started = (await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps)) as { approvalId?: string };
+        if (task === 'requestApproval' && options.approve === 'auto' && started.approvalId) {
+          await decideApproval({ ref: started.approvalId, outcome: 'approved', by: options.approver }, deps);
+        }
+        outcome = await deps.callbacks.wait(token, stop.signal);
       }
-      const outcome = await deps.callbacks.wait(token, stop.signal);
       if (outcome.status === 'failed') throw namedError(outcome.error, outcome.cause);
       return outcome.output;
     };
     const timeoutPath = timeoutPaths.get(state);
-    handlers[state] = async (input) => {
-      if (timeoutPath === undefined) return run(input);
-      const { [STATE_INPUT_KEY]: stateInput, ...params } = input as Record<string, Json>;
+    const withTimeout = async (stateInput: Json, params: Json, token: string | null): Promise<Json> => {
+      if (timeoutPath === undefined) return run(params, token);
       const timeout = resolveReferencePath(stateInput ?? null, timeoutPath);
       if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) {
         throw namedError(
@@ -187,17 +265,31 @@ async function execute(request: BakeRequest, options: RunBakeOptions): Promise<R
           `TimeoutSecondsPath ${timeoutPath} of ${state} is not a positive integer: ${JSON.stringify(timeout)}`,
         );
       }
-      let timer: NodeJS.Timeout | undefined;
+      let cancel: (() => void) | undefined;
       try {
         return await Promise.race([
-          run(params),
+          run(params, token),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), timeout * 1000);
+            cancel = setLongTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), timeout * 1000);
           }),
         ]);
       } finally {
-        clearTimeout(timer);
+        cancel?.();
       }
+    };
+    handlers[state] = async (input) => {
+      const { [STATE_INPUT_KEY]: stateInput = null, ...params } = input as Record<string, Json>;
+      const resumed = replay?.state === state ? replay : undefined;
+      replay = undefined;
+      // A task that returned before the process died is not run again: its result stands.
+      if (resumed?.result !== undefined) return resumed.result;
+      await journal?.entered(state, stateInput);
+      await pause(`${state}:entered`);
+      const result = await withTimeout(stateInput, params, resumed?.token ?? null);
+      await pause(`${state}:returned`);
+      await journal?.completed(state, result);
+      await pause(`${state}:completed`);
+      return result;
     };
   }
 
@@ -208,9 +300,13 @@ async function execute(request: BakeRequest, options: RunBakeOptions): Promise<R
     for (const [state, def] of Object.entries(fileDefinition.States)) if (def.Type === 'Wait') waitTimeOverrides[state] = options.waitMs;
   }
 
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  // A resume's copy starts at the interrupted state, which leaves the states before it
+  // unreachable: asl-validator refuses that, so the definition is checked as written and
+  // the copy run unvalidated.
+  if (start.resume) new StateMachine(fileDefinition as never, { validationOptions: { checkArn: false } });
+  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, noValidate: start.resume !== undefined } });
   const startTime = new Date().toISOString();
-  const execution = machine.run(request as unknown as Json, {
+  const execution = machine.run((start.resume ? start.resume.input : request) as unknown as Json, {
     overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides },
     context: {
       Execution: { Id: `local:${request.bakeId ?? 'bake'}`, Name: request.bakeId ?? 'bake', StartTime: startTime },
@@ -258,20 +354,30 @@ async function execute(request: BakeRequest, options: RunBakeOptions): Promise<R
     await progress;
     // The UpToDate state ends the execution right after ResolveBake: no record, nothing published.
     if (output.bake?.upToDate === true && output.record === undefined) {
+      await journal?.ended({ status: 'upToDate', at: new Date().toISOString() });
       return { status: 'upToDate', bakeId: output.bake.bakeId, output: output as BakeState & { bake: ResolvedBake } };
     }
+    await journal?.ended({ status: 'succeeded', at: new Date().toISOString() });
     return { status: 'succeeded', bakeId: output.record.bakeId, output };
   } catch (error) {
     await progress.catch(() => undefined);
     const failure = recorded as { state: string; Error: string; Cause: string } | null;
     const last = final as { Error: string; Cause: string } | null;
-    return {
-      status: 'failed',
+    const outcome = {
+      status: 'failed' as const,
       bakeId,
       state: failure?.state ?? failedState ?? 'unknown',
       error: failure?.Error ?? last?.Error ?? (error as Error).name,
       cause: failure?.Cause ?? last?.Cause ?? (error as Error).message,
     };
+    await journal?.ended({
+      status: 'failed',
+      at: new Date().toISOString(),
+      state: outcome.state,
+      error: outcome.error,
+      cause: outcome.cause,
+    });
+    return outcome;
   } finally {
     stop.abort();
   }

@@ -268,6 +268,11 @@ export class LocalTaskCallbacks implements TaskCallbacks {
     return this.settle(token, { status: 'failed', error, cause });
   }
 
+  /** The token's outcome if it is settled already (a decision made while nobody waited). */
+  settled(token: string): Promise<TokenOutcome | undefined> {
+    return readJsonIfExists<TokenOutcome>(this.file(token));
+  }
+
   /** Wait until the token is settled (polls; the file appears atomically). */
   async wait(token: string, signal?: AbortSignal, pollMs = 100): Promise<TokenOutcome> {
     const file = this.file(token);
