@@ -286,6 +286,11 @@ export interface ImageBuildTicket {
   createdAt: string;
   documents: Array<{ path: string; sha256Hex: string }>;
   parameters: Record<string, string>;
+  /**
+   * The build the cache holds under this bake key that this one may replace when it
+   * succeeds (a forced rebuild, or a cached runtime found gone or changed); null: none.
+   */
+  replaces: string | null;
   /** Set once an outcome was claimed for sending; a ticket is resumed at most once. */
   done: { status: string; at: string; claim: string } | null;
 }
@@ -305,6 +310,20 @@ export interface ImageBuildOutputs {
   runtime(buildId: string): Promise<{ found: true; ref: ArtefactRef; details: Record<string, string> } | { found: false; reason: string }>;
   /** Why a build failed, as the builder reports it (null when it says nothing). */
   failureReason(buildId: string): Promise<string | null>;
+}
+
+/**
+ * Finished, verified builds by bake key (a DynamoDB item per key in AWS; the local
+ * builder keeps its own under `<home>/builds/<bakeKey>/`): the same key is never built twice.
+ */
+export interface BuildCache {
+  /** The build recorded under `bakeKey`, if any. */
+  get(bakeKey: string): Promise<BuiltImage | undefined>;
+  /**
+   * Record `image` under its bake key, once: only when nothing is recorded yet or the
+   * recorded build is `replaces`. False when another build holds the key (kept as it is).
+   */
+  record(image: BuiltImage, replaces: string | null): Promise<boolean>;
 }
 
 export interface LayerPublishInput {

@@ -1,5 +1,5 @@
 import { AlreadyDecidedError, ImageBuildFailedError } from '../errors.ts';
-import type { BuiltImage, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens, Json, TaskCallbacks } from '../ports.ts';
+import type { BuildCache, BuiltImage, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens, Json, TaskCallbacks } from '../ports.ts';
 
 /** A state change of an image build, as the builder reports it (EventBridge in AWS). */
 export interface ImageStateChange {
@@ -18,6 +18,8 @@ export interface ImageEventDeps {
   tokens: ImageBuildTokens;
   outputs: ImageBuildOutputs;
   callbacks: TaskCallbacks;
+  /** Where a verified build is recorded under its bake key, so the key is not built again. */
+  cache: BuildCache;
 }
 
 /** What became of an event; the handler logs it. */
@@ -79,6 +81,8 @@ async function decide(change: ImageStateChange, ticket: ImageBuildTicket, deps: 
  * with the runtime artefact when the image is AVAILABLE, SendTaskFailure
  * (ImageBuildFailedError, with the reason) when it FAILED or was CANCELLED.
  *
+ * A verified build is recorded in the build cache under its bake key first.
+ *
  * Delivery is at least once, so the ticket is marked done with a conditional write
  * before the task is resumed: a duplicate finds it done and does nothing. A task that
  * is no longer waiting (resumed, timed out, execution ended) counts as handled. A
@@ -93,6 +97,9 @@ export async function handleImageStateChange(change: ImageStateChange, deps: Ima
 
   // Decided before the mark: a failure to look (S3 throttled) leaves the event retryable.
   const message = await decide(change, ticket, deps);
+  // Recorded before the task is resumed, for the same reason. Another build of the key
+  // recorded first (two bakes at once) keeps its record: both are builds of the same inputs.
+  if (message.sent === 'success') await deps.cache.record(message.output, ticket.replaces);
   const claimed = await deps.tokens.markDone(buildId, { status, at: change.at, claim: change.claim });
   if (!claimed) {
     const again = await deps.tokens.find(buildId);

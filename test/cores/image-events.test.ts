@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { handleImageStateChange, type ImageStateChange } from '../../src/cores/image-events.ts';
 import { AlreadyDecidedError, TransientBackendError } from '../../src/errors.ts';
-import type { ArtefactRef, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens, Json, TaskCallbacks } from '../../src/ports.ts';
+import type {
+  ArtefactRef,
+  BuildCache,
+  BuiltImage,
+  ImageBuildOutputs,
+  ImageBuildTicket,
+  ImageBuildTokens,
+  Json,
+  TaskCallbacks,
+} from '../../src/ports.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const BUILD = 'arn:aws:imagebuilder:eu-west-1:123456789012:image/bakery-dev-node22/1.0.123/4';
@@ -21,6 +30,7 @@ function ticket(overrides: Partial<ImageBuildTicket> = {}): ImageBuildTicket {
     createdAt: '2026-11-22T07:30:00.000Z',
     documents: [{ path: 'components/node22-runtime.yml', sha256Hex: 'cd'.repeat(32) }],
     parameters: { NodeVersion: '22.23.3', NodeSha256: 'ef'.repeat(32) },
+    replaces: null,
     done: null,
     ...overrides,
   };
@@ -42,6 +52,8 @@ function fakes(
     runtime?: Awaited<ReturnType<ImageBuildOutputs['runtime']>>;
     failureReason?: string | null;
     callbackError?: Error;
+    cached?: BuiltImage;
+    cacheError?: Error;
   } = {},
 ) {
   const tickets = new Map((options.tickets ?? [ticket()]).map((t) => [t.buildId, structuredClone(t)]));
@@ -73,7 +85,19 @@ function fakes(
       sent.push({ kind: 'fail', token, error, cause });
     },
   };
-  return { deps: { tokens, outputs, callbacks }, tickets, sent };
+  // The conditional write of DynamoBuildCache: once per key, or over the build a ticket replaces.
+  const cacheEntries = new Map<string, BuiltImage>(options.cached ? [[options.cached.bakeKey, options.cached]] : []);
+  const cache: BuildCache = {
+    get: async (key) => structuredClone(cacheEntries.get(key)),
+    record: async (image, replaces) => {
+      if (options.cacheError) throw options.cacheError;
+      const held = cacheEntries.get(image.bakeKey);
+      if (held && held.imageArn !== replaces) return false;
+      cacheEntries.set(image.bakeKey, structuredClone(image));
+      return true;
+    },
+  };
+  return { deps: { tokens, outputs, callbacks, cache }, tickets, sent, cacheEntries };
 }
 
 describe('handleImageStateChange', () => {
@@ -260,6 +284,74 @@ describe('handleImageStateChange', () => {
     const error = await rejection(handleImageStateChange(change('AVAILABLE'), deps));
 
     // Assess
+    expect(error).toBeInstanceOf(TransientBackendError);
+    expect(tickets.get(BUILD)?.done).toBeNull();
+    expect(sent).toEqual([]);
+  });
+});
+
+describe('handleImageStateChange and the build cache', () => {
+  const earlier: BuiltImage = {
+    bakeKey: 'f'.repeat(64),
+    cacheHit: false,
+    imageArn: 'arn:aws:imagebuilder:eu-west-1:123456789012:image/bakery-dev-node22-by-key/1.2.3/1',
+    runtime: { ...RUNTIME, uri: 's3://artefacts/builds/images/ami-0aaaaaaaaaaaaaaaa/runtime.zip' },
+    buildRecord: {
+      recipe: 'node22',
+      bakeKey: 'f'.repeat(64),
+      documents: [],
+      parameters: {},
+      sources: {},
+      tools: {},
+      startedAt: '2026-11-01T00:00:00.000Z',
+      finishedAt: '2026-11-01T00:30:00.000Z',
+    },
+  };
+
+  it('records an AVAILABLE build with its verified runtime under its bake key before resuming the task', async () => {
+    const { deps, cacheEntries, sent } = fakes();
+
+    await handleImageStateChange(change('AVAILABLE'), deps);
+
+    const recorded = cacheEntries.get('f'.repeat(64));
+    expect(recorded).toMatchObject({ bakeKey: 'f'.repeat(64), imageArn: BUILD, runtime: RUNTIME, cacheHit: false });
+    expect(sent[0]?.kind === 'succeed' && sent[0].output).toEqual(JSON.parse(JSON.stringify(recorded)));
+  });
+
+  it('records nothing for a FAILED build, or an AVAILABLE one whose runtime zip is missing', async () => {
+    const failed = fakes();
+    await handleImageStateChange(change('FAILED'), failed.deps);
+    const missing = fakes({ runtime: { found: false, reason: 'no zip' } });
+    await handleImageStateChange(change('AVAILABLE'), missing.deps);
+
+    expect(failed.cacheEntries.size).toBe(0);
+    expect(missing.cacheEntries.size).toBe(0);
+    expect(missing.sent[0]?.kind).toBe('fail');
+  });
+
+  it('keeps the record of another build of the same key (two bakes at once), and still resumes this one', async () => {
+    const { deps, cacheEntries, sent } = fakes({ cached: earlier });
+
+    const outcome = await handleImageStateChange(change('AVAILABLE'), deps);
+
+    expect(outcome).toMatchObject({ outcome: 'resumed', sent: 'success' });
+    expect(cacheEntries.get('f'.repeat(64))?.imageArn).toBe(earlier.imageArn);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('replaces the record its ticket says it rebuilds', async () => {
+    const { deps, cacheEntries } = fakes({ cached: earlier, tickets: [ticket({ replaces: earlier.imageArn })] });
+
+    await handleImageStateChange(change('AVAILABLE'), deps);
+
+    expect(cacheEntries.get('f'.repeat(64))?.imageArn).toBe(BUILD);
+  });
+
+  it('leaves the event retryable when the record cannot be written: nothing marked, nothing sent', async () => {
+    const { deps, tickets, sent } = fakes({ cacheError: new TransientBackendError('PutItem throttled') });
+
+    const error = await rejection(handleImageStateChange(change('AVAILABLE'), deps));
+
     expect(error).toBeInstanceOf(TransientBackendError);
     expect(tickets.get(BUILD)?.done).toBeNull();
     expect(sent).toEqual([]);

@@ -68,6 +68,7 @@ const OTHER_FUNCTIONS: Record<string, string[]> = {
   imageBuildEvents: [
     'dynamodb:GetItem',
     'dynamodb:UpdateItem',
+    'dynamodb:PutItem',
     'imagebuilder:GetImage',
     's3:GetObject',
     'states:SendTaskSuccess',
@@ -646,6 +647,9 @@ describe('Slack callback', () => {
 describe('image build events', () => {
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
   const IMAGES = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/bakery-dev-node22/';
+  // The images of the bake keys' recipe versions (keyedRecipeName in src/adapters/aws/image-recipes.ts).
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+  const KEYED_IMAGES = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image/bakery-dev-node22-by-key/';
 
   it("sends the state changes that end a build of this stack's pipeline's images to imageBuildEvents, and only those", () => {
     const rules = ofType('AWS::Events::Rule').filter(([, r]) =>
@@ -656,7 +660,7 @@ describe('image build events', () => {
     expect(rule.Properties.EventPattern).toEqual({
       source: ['aws.imagebuilder'],
       'detail-type': ['EC2 Image Builder Image State Change'],
-      resources: [{ prefix: { 'Fn::Sub': IMAGES } }],
+      resources: [{ prefix: { 'Fn::Sub': IMAGES } }, { prefix: { 'Fn::Sub': KEYED_IMAGES } }],
       detail: { state: { status: ['AVAILABLE', 'FAILED', 'CANCELLED'] } },
     });
     expect(rule.Properties.State).toBe('ENABLED');
@@ -691,7 +695,17 @@ describe('image build events', () => {
         Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
         Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['IMAGEBUILD#*'] } },
       },
-      { Effect: 'Allow', Action: ['imagebuilder:GetImage'], Resource: { 'Fn::Sub': `${IMAGES}*` } },
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:PutItem'],
+        Resource: { 'Fn::GetAtt': ['BakeryTable', 'Arn'] },
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['BUILDCACHE#*'] } },
+      },
+      {
+        Effect: 'Allow',
+        Action: ['imagebuilder:GetImage'],
+        Resource: [{ 'Fn::Sub': `${IMAGES}*` }, { 'Fn::Sub': `${KEYED_IMAGES}*` }],
+      },
       { Effect: 'Allow', Action: ['s3:GetObject'], Resource: { 'Fn::Sub': `\${ArtefactsBucket.Arn}/${RUNTIME_PREFIX}*` } },
       { Effect: 'Allow', Action: ['states:SendTaskSuccess', 'states:SendTaskFailure'], Resource: { Ref: 'BakeStateMachine' } },
     ]);
@@ -789,7 +803,22 @@ const LAMBDA_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
 /** What each task's role may do besides writing its own logs: the least-privilege contract. */
 const TASK_ACTIONS: Record<TaskName, string[]> = {
   resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 'dynamodb:Query', 'imagebuilder:GetImage'],
-  buildImage: ['imagebuilder:StartImagePipelineExecution', 'dynamodb:PutItem'],
+  buildImage: [
+    'dynamodb:GetItem',
+    's3:GetObject',
+    'states:SendTaskSuccess',
+    'imagebuilder:GetImagePipeline',
+    'imagebuilder:GetImageRecipe',
+    'imagebuilder:CreateImageRecipe',
+    'imagebuilder:GetComponent',
+    'imagebuilder:GetImage',
+    'imagebuilder:CreateDistributionConfiguration',
+    'imagebuilder:GetDistributionConfiguration',
+    'imagebuilder:GetInfrastructureConfiguration',
+    'imagebuilder:CreateImage',
+    'imagebuilder:TagResource',
+    'dynamodb:PutItem',
+  ],
   publishLayer: ['lambda:PublishLayerVersion', 'lambda:GetLayerVersion', 'lambda:ListLayerVersions', 's3:GetObject', 's3:PutObject'],
   publishVersion: [
     'lambda:GetFunction',
@@ -918,11 +947,22 @@ describe('IAM', () => {
     ]);
   });
 
-  it('starts only the image pipeline, and reads only the Slack token parameter', () => {
-    const start = statementsOfRole(roleOf('buildImage')).find((s) =>
-      asArray(s.Action).includes('imagebuilder:StartImagePipelineExecution'),
-    );
-    expect(resourceStrings(start?.Resource)).toEqual([`Ref:${ofType('AWS::ImageBuilder::ImagePipeline')[0]?.[0]}`]);
+  it("builds only images of the bake keys' recipe versions, on the deployed pipeline, and reads only the Slack token parameter", () => {
+    const statements = statementsOfRole(roleOf('buildImage'));
+    const on = (action: string) => statements.filter((s) => asArray(s.Action).includes(action)).flatMap((s) => resourceStrings(s.Resource));
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+    const account = 'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}';
+    expect(on('imagebuilder:CreateImage')).toEqual([`${account}:image/bakery-dev-node22-by-key/*`]);
+    expect(on('imagebuilder:CreateImageRecipe')).toEqual([`${account}:image-recipe/bakery-dev-node22-by-key/*`]);
+    expect(on('imagebuilder:GetImagePipeline')).toEqual([`Ref:${ofType('AWS::ImageBuilder::ImagePipeline')[0]?.[0]}`]);
+    expect(on('imagebuilder:StartImagePipelineExecution')).toEqual([]);
+    // Cache lookups and token writes only under their own keys.
+    for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem']) {
+      const statement = statements.find((s) => asArray(s.Action).includes(action));
+      expect(statement?.Condition, action).toEqual({
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [action === 'dynamodb:GetItem' ? 'BUILDCACHE#*' : 'IMAGEBUILD#*'] },
+      });
+    }
     for (const key of ['requestApproval', 'recordFailure'] as const) {
       const ssm = statementsOfRole(roleOf(key)).find((s) => asArray(s.Action).includes('ssm:GetParameter'));
       expect(resourceStrings(ssm?.Resource), key).toEqual([

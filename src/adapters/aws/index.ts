@@ -6,7 +6,6 @@ import type { Deps } from '../../tasks.ts';
 import { CloudWatchAlarmMonitor } from './alarms.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { fromEnv, recipesDir } from './config.ts';
-import { DeployedRecipeImageBuilder } from './deployed-recipe.ts';
 import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
 import { LambdaFunctionRegistry } from './functions.ts';
 import { AwsImageBuilder } from './image-builder.ts';
@@ -37,18 +36,19 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
   const clock = { now: () => new Date() };
   const recipes = lazyRecipes(env);
   const pipelineArn = fromEnv('IMAGE_PIPELINE_ARN', env);
+  const callbacks = new SfnTaskCallbacks();
   return {
     sources: new S3SourceReader(),
     recipes,
     artefacts: new S3ArtefactStore({ bucket }),
-    // The pipeline builds the recipe as deployed: a bake asking for other pins is refused, not mislabelled.
-    imageBuilder: new DeployedRecipeImageBuilder(new AwsImageBuilder({ pipelineArn, table, clock }), recipes),
+    // A recipe version per bake key on the deployed components; a cached key is not built again.
+    imageBuilder: new AwsImageBuilder({ pipelineArn, table, clock, callbacks }),
     layers: new LambdaLayerRegistry({ bucket }),
     functions: new LambdaFunctionRegistry({ bucket, role: fromEnv('FUNCTION_ROLE_ARN', env) }),
     invoker: new LambdaInvoker(),
     approvals: new DynamoApprovalStore({ table }),
     notifier: new SlackNotifier({ channel: fromEnv('SLACK_CHANNEL', env), tokenParameter: fromEnv('SLACK_BOT_TOKEN_PARAM', env) }),
-    callbacks: new SfnTaskCallbacks(),
+    callbacks,
     ledger: new DynamoLedger({ table }),
     alarms: new CloudWatchAlarmMonitor(),
     // Base images are looked up in the pipeline's own region and partition.
