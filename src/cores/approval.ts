@@ -23,6 +23,7 @@ import type {
 } from '../ports.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
+import { describePatches } from './patch.ts';
 
 export interface ApprovalInput {
   bake: ResolvedBake;
@@ -81,10 +82,7 @@ export async function requestApproval(
     summary: {
       functions,
       layer: { arn: input.layer.arn, codeSha256: input.layer.codeSha256, sha256Hex: input.layer.sha256Hex },
-      runtime: `${input.bake.recipe.name} (${Object.entries(input.bake.recipe.parameters)
-        .filter(([k]) => /version/i.test(k))
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')})`,
+      runtime: runtimeSummary(input.bake),
       validation: {
         passed: input.validation.passed,
         cases: input.validation.functions.reduce((n, f) => n + f.cases.length, 0),
@@ -96,6 +94,16 @@ export async function requestApproval(
   await deps.approvals.create(created);
   await notify(created, deps);
   return { approvalId: created.id };
+}
+
+/** The runtime line of the request: the recipe, its pinned versions, and what a scheduled bake moved (`node 22.23.3 → 22.23.4`). */
+function runtimeSummary(bake: ResolvedBake): string {
+  const pins = Object.entries(bake.recipe.parameters)
+    .filter(([k]) => /version/i.test(k))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const moved = describePatches(bake.patched ?? []);
+  return `${bake.recipe.name} (${pins})${moved.length ? `; newest patch: ${moved.join(', ')}` : ''}`;
 }
 
 async function renewRequest(

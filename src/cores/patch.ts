@@ -61,6 +61,27 @@ export function baseImagePattern(image: string, schedule: boolean): string | und
 }
 
 /**
+ * What a scheduled bake moved, as people read it: `node 22.23.3 → 22.23.4`,
+ * `base image amazon-linux-2023-x86/2025.6.0 → amazon-linux-2023-x86/2025.7.0`. A
+ * checksum that moves with its version (NodeSha256) is not listed on its own.
+ */
+export function describePatches(patched: PatchChange[]): string[] {
+  const versions = new Set(patched.map((p) => p.field).filter((f) => /Version$/.test(f)));
+  return patched
+    .filter((p) => !(/Sha256$/.test(p.field) && versions.has(p.field.replace(/Sha256$/, 'Version'))))
+    .map((p) => {
+      const label =
+        p.field === 'baseImage'
+          ? 'base image'
+          : p.field
+              .replace(/^parameters\./, '')
+              .replace(/Version$/, '')
+              .toLowerCase() || p.field;
+      return `${label} ${p.from ?? '(none)'} → ${p.to}`;
+    });
+}
+
+/**
  * Move what a recipe pins to what is newest: the base image (see {@link baseImagePattern})
  * and, for a scheduled bake, the runtime line's newest patch as parameter overrides (on
  * top of the spec's own). Each change is listed; the bake key follows from the result.
