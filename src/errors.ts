@@ -36,6 +36,18 @@ export class BakeSpecError extends InputError {
   }
 }
 
+/**
+ * A bake bundle (the uploaded source zip, untrusted) that is not safe to extract: an
+ * entry with an absolute path, a `..` segment, a link or another special file, or sizes
+ * over Lambda's limits. Nothing of it is extracted.
+ */
+export class UnsafeSourceBundleError extends BakeSpecError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'UnsafeSourceBundleError';
+  }
+}
+
 /** The spec names a runtime recipe that does not exist under `layers/`. */
 export class UnknownRecipeError extends InputError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -237,6 +249,7 @@ export const ERROR_NAMES: readonly string[] = [
   BakeryError,
   InputError,
   BakeSpecError,
+  UnsafeSourceBundleError,
   UnknownRecipeError,
   RecipeError,
   StateDirError,

@@ -209,6 +209,7 @@ describe('errors.ts', () => {
         'RecipeError',
         'StateDirError',
         'UnknownRecipeError',
+        'UnsafeSourceBundleError',
       ].sort(),
     );
   });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -10,6 +10,7 @@ import { GetObjectCommand, type GetObjectCommandInput, PutObjectCommand, type S3
 import { BakeryError, BakeSpecError, NotFoundError } from '../../errors.ts';
 import type { ArtefactRef, ArtefactStore, BakeSource, SourceReader } from '../../ports.ts';
 import { exists, sha256File } from '../../util/fsx.ts';
+import { extractBundle } from '../../zip/bundle.ts';
 import { unzipTo } from '../../zip/deterministic.ts';
 import { s3Client } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
@@ -216,21 +217,12 @@ export class S3SourceReader implements SourceReader {
       if (hasName(error, ...NOT_FOUND)) throw new BakeSpecError(`bake bundle ${named} does not exist`, { cause: error });
       throw error;
     });
-    const root = path.join(dir, 'bundle');
     try {
-      await unzipTo(bundle, root);
-    } catch (cause) {
-      throw new BakeSpecError(`bake bundle ${named} is not a usable zip: ${(cause as Error).message}`, { cause });
+      // The bundle is untrusted (anyone who may upload): checked entry by entry before anything is extracted.
+      const specFile = await extractBundle(bundle, path.join(dir, 'bundle'), named);
+      return { specFile, where };
     } finally {
       await rm(bundle, { force: true });
     }
-    const specFile = path.join(root, 'bake.json');
-    const info = await stat(specFile).catch(() => undefined);
-    if (!info?.isFile()) {
-      throw new BakeSpecError(`bake bundle ${named} has no bake.json at its root`, {
-        hint: 'Zip the directory holding bake.json from inside it, so bake.json is not under a folder.',
-      });
-    }
-    return { specFile, where };
   }
 }

@@ -6,7 +6,12 @@ import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sd
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { S3ArtefactStore, S3SourceReader } from '../../../src/adapters/aws/s3.ts';
-import { BakeSpecError, NotFoundError, TransientBackendError } from '../../../src/errors.ts';
+import { resolveBake } from '../../../src/cores/resolve.ts';
+import { BakeSpecError, NotFoundError, TransientBackendError, UnsafeSourceBundleError } from '../../../src/errors.ts';
+import { PROJECT_ROOT } from '../../../src/local/asl.ts';
+import { DirectoryRecipeCatalog } from '../../../src/recipes/recipe.ts';
+import { FakeClock, MemoryArtefactStore, sequentialIds } from '../../helpers/memory.ts';
+import { rawZip } from '../../helpers/raw-zip.ts';
 import { awsError, body, tempDir, zipOf } from './fixtures.ts';
 
 const BUCKET = 'bakery-artefacts';
@@ -223,6 +228,37 @@ describe('S3SourceReader', () => {
       /bake bundle s3:\/\/u\/gone.zip does not exist/,
     );
     await expect(reader.open({ type: 's3', bucket: 'u', key: 'text.zip', versionId: null })).rejects.toThrow(BakeSpecError);
+  });
+
+  it('refuses a zip-slip bundle by name (UnsafeSourceBundleError), and ResolveBake fails with it, extracting nothing', async () => {
+    // Prepare: an uploaded bundle with an entry that climbs out of the extraction directory.
+    const evil = rawZip([
+      { name: 'bake.json', data: '{}' },
+      { name: '../../../escaped.txt', data: 'pwned' },
+    ]);
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: body(evil) }));
+    const source = { type: 's3' as const, bucket: 'uploads', key: 'bakes/evil.zip', versionId: 'v1' };
+
+    // Act
+    const opened = await reader.open(source).catch((e: unknown) => e);
+    const resolved = await resolveBake(
+      { source, trigger: source },
+      {
+        sources: reader,
+        recipes: new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers')),
+        artefacts: new MemoryArtefactStore(),
+        clock: new FakeClock(),
+        ids: sequentialIds(),
+      },
+    ).catch((e: unknown) => e);
+
+    // Assess
+    for (const error of [opened, resolved]) {
+      expect(error).toBeInstanceOf(UnsafeSourceBundleError);
+      expect((error as Error).message).toContain('s3://uploads/bakes/evil.zip (version v1)');
+    }
+    expect(await readdir(tmp.dir, { recursive: true })).not.toContain('escaped.txt');
+    expect((await readdir(path.dirname(tmp.dir))).includes('escaped.txt')).toBe(false);
   });
 
   it('refuses a file source: the AWS backend reads S3', async () => {
