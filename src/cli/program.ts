@@ -23,6 +23,7 @@ import type { Deps } from '../tasks.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
 import { renderExecutions } from './render.ts';
+import { addServeCommands } from './serve.ts';
 import { addSlackCommands } from './slack.ts';
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
@@ -392,6 +393,15 @@ Exit codes:
     requireLocal,
     settings: () => readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ create: false }),
+  });
+
+  addServeCommands(program, {
+    line,
+    requireLocal,
+    settings: () => readLocalSlackSettings(io.env, io.cwd),
+    localDeps: () => deps({ waitingHint: false }),
+    user: whoami(io.env),
+    projectRoot: PROJECT_ROOT,
   });
 
   /** Parse and run; resolves to the exit code. */

@@ -16,18 +16,17 @@ export interface CallbackServer {
 }
 
 /**
- * The interactivity endpoint of the local backend: the same core as the Lambda, on
- * 127.0.0.1 only (expose it to Slack with a tunnel). The body is read raw, since the
- * signature covers its exact bytes.
+ * The request listener of the interactivity endpoint (also mounted by `bakery serve` on
+ * its own port). `inFlight` collects the work of each request, message updates included,
+ * so a server can wait for it when it stops.
  */
-export async function startCallbackServer(options: {
+export function slackInteractionsListener(options: {
   deps: SlackCallbackDeps;
-  port?: number;
   onOutcome?: (outcome: SlackOutcome) => void;
-}): Promise<CallbackServer> {
-  const inFlight = new Set<Promise<void>>();
-
-  const server = http.createServer((req, res) => {
+  inFlight: Set<Promise<void>>;
+}): http.RequestListener {
+  const { inFlight } = options;
+  return (req, res) => {
     const reply = (statusCode: number, body = '', headers: Record<string, string> = {}) => {
       res.writeHead(statusCode, { 'content-type': 'text/plain; charset=utf-8', ...headers });
       res.end(body);
@@ -62,7 +61,21 @@ export async function startCallbackServer(options: {
       inFlight.add(work);
       void work.finally(() => inFlight.delete(work));
     });
-  });
+  };
+}
+
+/**
+ * The interactivity endpoint of the local backend: the same core as the Lambda, on
+ * 127.0.0.1 only (expose it to Slack with a tunnel). The body is read raw, since the
+ * signature covers its exact bytes.
+ */
+export async function startCallbackServer(options: {
+  deps: SlackCallbackDeps;
+  port?: number;
+  onOutcome?: (outcome: SlackOutcome) => void;
+}): Promise<CallbackServer> {
+  const inFlight = new Set<Promise<void>>();
+  const server = http.createServer(slackInteractionsListener({ ...options, inFlight }));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

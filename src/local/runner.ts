@@ -30,6 +30,19 @@ export interface RunBakeOptions {
    * (its result journaled). The CLI takes it from BAKERY_TEST_PAUSE_AT.
    */
   pauseAt?: string;
+  /** Each state transition as it happens, for a live view (`bakery serve`'s dashboard). */
+  onStep?: (step: ExecutionStep) => void;
+}
+
+/** A state entered, left, failed or retried; `output` is a Task's state output as it left. */
+export interface ExecutionStep {
+  type: 'entered' | 'exited' | 'failed' | 'retried';
+  state: string;
+  stateType: string;
+  at: number;
+  error?: string;
+  cause?: string;
+  output?: Json;
 }
 
 /** The execution output of a released bake: the accumulated state plus what RecordSuccess stored. */
@@ -323,6 +336,27 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
   const caught = new Set<string>();
   const progress = (async () => {
     for await (const event of execution.eventLogs) {
+      if (options.onStep && 'state' in event && 'name' in event.state) {
+        const steps: Record<string, ExecutionStep['type']> = {
+          StateEntered: 'entered',
+          StateExited: 'exited',
+          StateFailed: 'failed',
+          StateRetried: 'retried',
+        };
+        const type = steps[event.type];
+        if (type) {
+          options.onStep({
+            type,
+            state: event.state.name,
+            stateType: event.state.type,
+            at: event.timestamp,
+            ...('Error' in event ? { error: String(event.Error), cause: String(event.Cause ?? '') } : {}),
+            ...(type === 'exited' && event.state.type === 'Task' && event.state.output !== undefined
+              ? { output: event.state.output as Json }
+              : {}),
+          });
+        }
+      }
       if (event.type === 'StateEntered') {
         enteredAt.set(event.state.name, event.timestamp);
         if (event.state.type === 'Task') write(`▸ ${event.state.name}`);

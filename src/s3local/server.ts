@@ -199,6 +199,32 @@ function objectHeaders(v: ObjectVersion): Record<string, string> {
 const encoder = (params: URLSearchParams) => (value: string) =>
   params.get('encoding-type') === 'url' ? encodeURIComponent(value).replace(/%2F/g, '/') : value;
 
+/** The "Object Created" event of a new object version, in the shape EventBridge delivers S3's. */
+export function objectCreatedEvent(
+  v: ObjectVersion,
+  at: { bucket: string; region: string; reason: ObjectCreatedEvent['detail']['reason']; sourceIp?: string },
+): ObjectCreatedEvent {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Object Created',
+    source: 'aws.s3',
+    account: LOCAL_ACCOUNT,
+    time: v.lastModified.replace(/\.\d{3}Z$/, 'Z'),
+    region: at.region,
+    resources: [`arn:aws:s3:::${at.bucket}`],
+    detail: {
+      version: '0',
+      bucket: { name: at.bucket },
+      object: { key: v.key, size: v.size, etag: v.etag.replace(/"/g, ''), 'version-id': v.versionId, sequencer: v.sequencer },
+      'request-id': randomBytes(8).toString('hex').toUpperCase(),
+      requester: LOCAL_ACCOUNT,
+      'source-ip-address': at.sourceIp ?? '127.0.0.1',
+      reason: at.reason,
+    },
+  };
+}
+
 /** The HTTP listener of the local bucket. */
 export function s3Handler(options: S3HandlerOptions): http.RequestListener {
   const { store, credentials } = options;
@@ -207,25 +233,12 @@ export function s3Handler(options: S3HandlerOptions): http.RequestListener {
 
   async function created(req: http.IncomingMessage, v: ObjectVersion, reason: ObjectCreatedEvent['detail']['reason']): Promise<void> {
     if (!options.onObjectCreated) return;
-    const event: ObjectCreatedEvent = {
-      version: '0',
-      id: randomUUID(),
-      'detail-type': 'Object Created',
-      source: 'aws.s3',
-      account: LOCAL_ACCOUNT,
-      time: v.lastModified.replace(/\.\d{3}Z$/, 'Z'),
+    const event = objectCreatedEvent(v, {
+      bucket: store.bucket,
       region: credentials.region,
-      resources: [`arn:aws:s3:::${store.bucket}`],
-      detail: {
-        version: '0',
-        bucket: { name: store.bucket },
-        object: { key: v.key, size: v.size, etag: v.etag.replace(/"/g, ''), 'version-id': v.versionId, sequencer: v.sequencer },
-        'request-id': randomBytes(8).toString('hex').toUpperCase(),
-        requester: LOCAL_ACCOUNT,
-        'source-ip-address': (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
-        reason,
-      },
-    };
+      reason,
+      sourceIp: (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+    });
     try {
       await options.onObjectCreated(event);
     } catch (error) {
