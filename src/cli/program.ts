@@ -3,11 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { buildAwsDeps } from '../adapters/aws/index.ts';
+import { LocalAlarms } from '../adapters/local/alarms.ts';
 import { LocalHome } from '../adapters/local/home.ts';
 import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
+import { LocalLayerRegistry } from '../adapters/local/registries.ts';
 import { localSlackNotifier, readLocalSlackSettings } from '../adapters/local/slack.ts';
-import { LocalTaskCallbacks } from '../adapters/local/stores.ts';
+import { LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from '../adapters/local/stores.ts';
 import { decideApproval } from '../cores/approval.ts';
 import { bakeKey } from '../cores/image.ts';
 import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
@@ -193,7 +195,18 @@ Exit codes:
       requireLocal('bake');
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
-      const { spec } = await checkBakeInput(specFile, projectRecipes(), specArg);
+      const h = home();
+      await h.ensure({ create: false });
+      // The pre-checks read the state directory (alarms, layers, the ledger) and write nothing.
+      const { spec } = await checkBakeInput(specFile, projectRecipes(), specArg, {
+        deps: {
+          alarms: new LocalAlarms(h),
+          layers: new LocalLayerRegistry(h),
+          ledger: new LocalLedger(h),
+          artefacts: new LocalArtefactStore(h),
+        },
+        ...(opts.approve ? { autoApprover: opts.approver } : {}),
+      });
       const d = await deps({
         create: true,
         onStep: (e) => {

@@ -1,11 +1,24 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BakeSpecError } from '../errors.ts';
-import type { ArtefactStore, BakeRequest, Clock, IdSource, RecipeCatalog, ResolvedBake, ResolvedFunction, SourceReader } from '../ports.ts';
+import type {
+  AlarmMonitor,
+  ArtefactStore,
+  BakeRequest,
+  Clock,
+  IdSource,
+  LayerRegistry,
+  Ledger,
+  RecipeCatalog,
+  ResolvedBake,
+  ResolvedFunction,
+  SourceReader,
+} from '../ports.ts';
 import { resolveRecipe } from '../recipes/recipe.ts';
 import { loadSpec } from '../spec.ts';
 import { zipTree } from '../zip/deterministic.ts';
+import { type CodeTree, inspectCode, type PreCheckDeps, refuse, runPreChecks } from './precheck.ts';
 
 export interface ResolveDeps {
   sources: SourceReader;
@@ -13,6 +26,10 @@ export interface ResolveDeps {
   artefacts: ArtefactStore;
   clock: Clock;
   ids: IdSource;
+  /** For the pre-checks (release alarms, extra layers, the runtime layer's recorded size); each is skipped without its port. */
+  alarms?: AlarmMonitor;
+  layers?: LayerRegistry;
+  ledger?: Ledger;
 }
 
 /** At most 80 characters: the limit of a Step Functions execution name. */
@@ -34,25 +51,32 @@ export function newBakeId(specName: string, now: Date, random: string): string {
 }
 
 /**
- * Everything that can be checked about a bake's input without building anything:
- * the spec parses, its recipe exists and takes the given parameters, each code
- * directory exists. The CLI runs it before it writes anything.
+ * Everything that can be checked about a bake's input without building anything: the
+ * spec parses, its recipe exists and takes the given parameters, each code directory is
+ * confined to the spec's directory and holds something to deploy, and every pre-check
+ * (./precheck.ts) passes. The CLI runs it before it writes anything; ResolveBake runs it
+ * for every bake. All problems are reported together.
  */
-export async function checkBakeInput(specFile: string, recipes: RecipeCatalog, where = specFile) {
+export async function checkBakeInput(
+  specFile: string,
+  recipes: RecipeCatalog,
+  where = specFile,
+  options: { deps?: PreCheckDeps; autoApprover?: string } = {},
+) {
   const { spec, dir } = await loadSpec(specFile, where);
   const recipe = await resolveRecipe(recipes, spec.runtime.recipe, spec.runtime.parameters);
-  const codeDirs: string[] = [];
+  const problems: string[] = [];
+  const code: CodeTree[] = [];
   for (const [index, fn] of spec.functions.entries()) {
-    const codeDir = path.resolve(dir, fn.code);
-    const info = await stat(codeDir).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new BakeSpecError(`${where}: functions[${index}].code: "${fn.code}" is not a directory (looked in ${codeDir})`, {
-        hint: 'Paths in a spec are relative to the spec file.',
-      });
-    }
-    codeDirs.push(codeDir);
+    const inspected = await inspectCode(dir, fn.code, `functions[${index}].code`, problems);
+    if (inspected) code.push(inspected.tree);
   }
-  return { spec, dir, recipe, codeDirs };
+  refuse(where, problems);
+  await runPreChecks(
+    { spec, where, recipe, code, ...(options.autoApprover === undefined ? {} : { autoApprover: options.autoApprover }) },
+    options.deps ?? {},
+  );
+  return { spec, dir, recipe, codeDirs: code.map((c) => c.dir) };
 }
 
 /**
@@ -61,7 +85,14 @@ export async function checkBakeInput(specFile: string, recipes: RecipeCatalog, w
  */
 export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<ResolvedBake> {
   const { specFile, where } = await deps.sources.open(request.source);
-  const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where);
+  const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where, {
+    deps: {
+      artefacts: deps.artefacts,
+      ...(deps.alarms ? { alarms: deps.alarms } : {}),
+      ...(deps.layers ? { layers: deps.layers } : {}),
+      ...(deps.ledger ? { ledger: deps.ledger } : {}),
+    },
+  });
   if (request.bakeId !== undefined && !BAKE_ID.test(request.bakeId)) {
     throw new BakeSpecError(`bake id "${request.bakeId}" is not valid: use letters, digits, - and _ (at most 80)`);
   }

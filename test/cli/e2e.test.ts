@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,11 +125,12 @@ describe('bakery CLI, end to end on the example', () => {
     try {
       // Same recipe, new code: a new function version to approve.
       const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
+      await mkdir(path.join(changed, 'src'));
       await writeFile(
-        path.join(changed, 'index.mjs'),
+        path.join(changed, 'src', 'index.mjs'),
         `${await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')}\n// v2\n`,
       );
-      (spec.functions[0] as { code: string }).code = changed;
+      (spec.functions[0] as { code: string }).code = './src';
       const specFile = path.join(changed, 'bake.json');
       await writeFile(specFile, JSON.stringify(spec));
 
@@ -154,11 +155,12 @@ describe('bakery CLI, end to end on the example', () => {
     const changed = await mkdtemp(path.join(os.tmpdir(), 'bakery-e2e-spec-'));
     try {
       const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ code: string }> };
+      await mkdir(path.join(changed, 'src'));
       await writeFile(
-        path.join(changed, 'index.mjs'),
+        path.join(changed, 'src', 'index.mjs'),
         `${await readFile(path.join(PROJECT_ROOT, 'examples/hello/src/index.mjs'), 'utf8')}\n// v3\n`,
       );
-      (spec.functions[0] as { code: string }).code = changed;
+      (spec.functions[0] as { code: string }).code = './src';
       const specFile = path.join(changed, 'bake.json');
       await writeFile(specFile, JSON.stringify(spec));
 

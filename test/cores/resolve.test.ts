@@ -259,7 +259,7 @@ describe('resolveBake', () => {
 
     // Assess
     expect(error).toBeInstanceOf(BakeSpecError);
-    expect(error.message).toContain('bake.json: functions[0].code: "./missing" is not a directory');
+    expect(error.message).toContain('bake.json cannot be baked; nothing was written:\n  - functions[0].code: "./missing" is not a directory');
     expect(deps.artefacts.files.size).toBe(0);
   });
 
@@ -274,7 +274,7 @@ describe('resolveBake', () => {
     // Assess
     expect(error).toBeInstanceOf(BakeSpecError);
     expect(error.message).toContain('functions[0].code');
-    expect(error.message).toContain('is empty');
+    expect(error.message).toContain('holds no file: there is nothing to deploy');
   });
 
   it('stages the same code under the same key on every run', async () => {

@@ -136,7 +136,7 @@ describe('gradual release on the local runner', () => {
     expect(manifest).toMatchObject({ status: 'failed', failure: { state: 'ShiftTraffic', error: 'CanaryAlarmError' } });
   });
 
-  it('refuses to start when an alarm named in the spec does not exist, moving nothing', async () => {
+  it('refuses in ResolveBake, before anything is built, when an alarm named in the spec does not exist, moving nothing', async () => {
     // Prepare
     const ws = await workspace(gradual([{ weight: 10, minutes: 5 }], ['no-such-alarm']));
     const before = await seedLiveRelease(ws);
@@ -145,8 +145,10 @@ describe('gradual release on the local runner', () => {
     const outcome = await bake(ws, 'bake-no-alarm');
 
     // Assess
-    expect(outcome).toMatchObject({ status: 'failed', state: 'Release', error: 'NotFoundError' });
+    expect(outcome).toMatchObject({ status: 'failed', state: 'ResolveBake', error: 'BakeSpecError' });
+    expect(outcome.status === 'failed' && outcome.cause).toContain('release.alarms: no alarm named "no-such-alarm"');
     expect(await ws.deps.functions.getAlias('hello', 'live')).toEqual(before);
+    expect(await ws.deps.layers.listVersions('hello-node22')).toEqual([]);
   });
 });
 
