@@ -198,6 +198,20 @@ export class CanaryAlarmError extends BakeryError {
   }
 }
 
+/**
+ * A task's input does not match the state contract (src/state.ts): the message names the
+ * state and the field, e.g. `PublishLayer: $.image.bakeKey: expected string, received undefined`.
+ * A producer and a consumer disagree (a bug, or an execution started by an older
+ * deployment), so the ASL does not retry it: each Task's `States.ALL` Catch sends it to
+ * RecordFailure, and at RecordFailure itself the Catch ends in FailureNotRecorded.
+ */
+export class StateContractError extends BakeryError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'StateContractError';
+  }
+}
+
 /** A backend call failed in a way worth retrying (throttling, 5xx, a lost connection). */
 export class TransientBackendError extends BakeryError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -268,6 +282,7 @@ export const ERROR_NAMES: readonly string[] = [
   NotAnApproverError,
   AliasConflictError,
   CanaryAlarmError,
+  StateContractError,
   TransientBackendError,
   LockTimeoutError,
   NotInterruptedError,

@@ -2,225 +2,46 @@
  * Ports: what the cores need from the outside world. Each has an AWS adapter
  * (`src/adapters/aws/`) and a local adapter (`src/adapters/local/`); local mode only
  * chooses adapters, it never branches inside a core.
- *
- * The `*Result` types are the JSON that flows between the states of
- * `statemachines/bake.asl.json`; every field is always present (null when absent)
- * because the ASL's `ResultSelector` fails on a missing path.
  */
-import type { BakeSpec } from './spec.ts';
+import type {
+  AliasMove,
+  ArtefactRef,
+  BakeRequest,
+  BakeSource,
+  BuiltImage,
+  Json,
+  LayerVersionInfo,
+  ResolvedRecipe,
+  Trigger,
+} from './state.ts';
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-// ---------------------------------------------------------------- requests
-
-/** Where the spec and code of a bake come from. */
-export type BakeSource = { type: 'file'; path: string } | { type: 's3'; bucket: string; key: string; versionId: string | null };
-
-/** What started a bake; recorded in the ledger and the manifest. */
-export type Trigger =
-  | { type: 'cli'; user: string }
-  | { type: 's3'; bucket: string; key: string; versionId: string | null }
-  | { type: 'schedule'; scheduleArn: string | null };
-
-/** The execution input of the state machine. */
-export interface BakeRequest {
-  bakeId?: string;
-  source: BakeSource;
-  trigger: Trigger;
-  options?: { rebuild?: boolean };
-}
-
-// ---------------------------------------------------------------- state results
-
-/** A stored artefact: `file:///abs/path` locally, `s3://bucket/key` in AWS. */
-export interface ArtefactRef {
-  uri: string;
-  sha256Hex: string;
-  size: number;
-}
-
-export interface ResolvedRecipe {
-  name: string;
-  /** The image the build starts from (`baseImage` in recipe.yml; part of the bake key). Set by every resolve. */
-  baseImage?: string;
-  runtime: string;
-  architecture: 'x86_64' | 'arm64';
-  /** Component documents, relative to the recipe directory, with their SHA-256. */
-  documents: Array<{ path: string; sha256Hex: string }>;
-  /** Parameter values after the spec's overrides. */
-  parameters: Record<string, string>;
-  /** SHA-256 over every file of the recipe but recipe.yml (documents and the files they install). */
-  contentSha256Hex: string;
-}
-
-export interface ResolvedFunction {
-  name: string;
-  handler: string;
-  memorySize: number;
-  timeout: number;
-  environment: Record<string, string>;
-  alias: string;
-  /** The function's code, zipped reproducibly and staged as an artefact. */
-  code: ArtefactRef & {
-    sha256Base64: string;
-    /** Bytes once extracted (Lambda's 250 MB limit); absent in bakes resolved before it was recorded. */
-    unzippedSize?: number;
-  };
-}
-
-/** Output of ResolveBake, kept at `$.bake` for the whole execution. */
-export interface ResolvedBake {
-  bakeId: string;
-  requestedAt: string;
-  trigger: Trigger;
-  rebuild: boolean;
-  spec: BakeSpec;
-  recipe: ResolvedRecipe;
-  functions: ResolvedFunction[];
-  approval: { timeoutSeconds: number; approvers: string[] };
-  /** The bake key of `recipe` (src/cores/image.ts). Set by every resolve. */
-  bakeKey?: string;
-  /**
-   * A scheduled bake whose bake key and function code equal those of the releases live
-   * now: it ends as "up to date", publishing nothing and asking nobody. Set by every resolve.
-   */
-  upToDate?: boolean;
-  /** The bakes whose live releases it equals, when up to date (empty otherwise). Set by every resolve. */
-  upToDateWith?: string[];
-  /** The pins a scheduled bake moved to the newest patch (empty for other bakes). Set by every resolve. */
-  patched?: PatchChange[];
-}
-
-/** A pin a scheduled bake moved: `parameters.NodeVersion` or `baseImage`, from what to what. */
-export interface PatchChange {
-  field: string;
-  from: string | null;
-  to: string;
-}
-
-export interface BuildRecord {
-  recipe: string;
-  bakeKey: string;
-  documents: Array<{ path: string; sha256Hex: string }>;
-  parameters: Record<string, string>;
-  sources: Record<string, string>;
-  tools: Record<string, string>;
-  startedAt: string;
-  finishedAt: string;
-}
-
-/** Output of BuildImage (`$.image`), sent through the task token when the build completes. */
-export interface BuiltImage {
-  bakeKey: string;
-  cacheHit: boolean;
-  imageArn: string | null;
-  /** The runtime tree that becomes the layer's content. */
-  runtime: ArtefactRef;
-  buildRecord: BuildRecord;
-}
-
-export interface LayerVersionInfo {
-  name: string;
-  arn: string;
-  version: number;
-  /** Base64 SHA-256 of the zip, as Lambda reports it. */
-  codeSha256: string;
-  size: number;
-}
-
-/** Output of PublishLayer (`$.layer`). */
-export interface PublishedLayer extends LayerVersionInfo {
-  sha256Hex: string;
-  unzippedSize: number;
-  reused: boolean;
-}
-
-export interface PublishedFunctionVersion {
-  name: string;
-  version: string;
-  codeSha256: string;
-  alias: string;
-}
-
-/** Output of PublishVersion (`$.versions`). */
-export interface PublishedVersions {
-  functions: PublishedFunctionVersion[];
-}
-
-export interface CaseReport {
-  name: string;
-  passed: boolean;
-  durationMs: number;
-  /** Why it failed: a readable diff or the error; null when it passed. */
-  failure: string | null;
-}
-
-export interface FunctionValidationReport {
-  name: string;
-  version: string;
-  passed: boolean;
-  initDurationMs: number | null;
-  initError: string | null;
-  cases: CaseReport[];
-  /**
-   * The immutability check: the cases run again with no network at all. `checked`
-   * false means it could not run here, and `reason` says why; it never passes silently.
-   */
-  selfContained: { checked: boolean; passed: boolean | null; reason: string | null; cases: CaseReport[] };
-}
-
-/** Output of Validate (`$.validation`). */
-export interface ValidationReport {
-  passed: boolean;
-  functions: FunctionValidationReport[];
-}
-
-/** Output of RequestApproval (`$.approval`), sent through the task token when decided. */
-export interface ApprovalResult {
-  approvalId: string;
-  decision: 'approved';
-  by: string;
-  at: string;
-}
-
-export interface AliasMove {
-  name: string;
-  alias: string;
-  from: string | null;
-  to: string;
-  changed: boolean;
-}
-
-/** One traffic step of a gradual release: `weight` percent on the new version for `seconds`. */
-export interface TrafficStep {
-  weight: number;
-  seconds: number;
-}
-
-/**
- * A gradual release under way: each alias stays on its previous version (`from`) and
- * sends `steps[step].weight` percent to the new one (`to`) through its routing weights,
- * until the last step's wait is over and the alias moves to `to` outright (`done`).
- */
-export interface GradualRelease {
-  /** Index in `steps` of the weight that is live now. */
-  step: number;
-  steps: TrafficStep[];
-  /** CloudWatch alarms checked before every further step; one in ALARM moves everything back. */
-  alarms: string[];
-  /** How long the state machine waits before the next check (its Wait state's SecondsPath); 0 when done. */
-  waitSeconds: number;
-  done: boolean;
-  /** The aliases being shifted, with the revision of bakery's last move: the next move's compare-and-swap. */
-  functions: Array<{ name: string; alias: string; from: string; to: string; revisionId: string }>;
-}
-
-/** Output of Release (`$.release`), and of each ShiftTraffic step. */
-export interface ReleaseResult {
-  functions: AliasMove[];
-  /** Null when everything moved at once (no `release.steps` in the spec, or nothing to shift from). */
-  gradual: GradualRelease | null;
-}
+// The state JSON lives in src/state.ts (zod schemas, types derived from them); re-exported
+// here so that code importing it from ports still compiles.
+export type {
+  AliasMove,
+  ApprovalResult,
+  ArtefactRef,
+  BakeRequest,
+  BakeSource,
+  BuildRecord,
+  BuiltImage,
+  CaseReport,
+  FunctionValidationReport,
+  GradualRelease,
+  Json,
+  LayerVersionInfo,
+  PatchChange,
+  PublishedFunctionVersion,
+  PublishedLayer,
+  PublishedVersions,
+  ReleaseResult,
+  ResolvedBake,
+  ResolvedFunction,
+  ResolvedRecipe,
+  TrafficStep,
+  Trigger,
+  ValidationReport,
+} from './state.ts';
 
 // ---------------------------------------------------------------- ports
 

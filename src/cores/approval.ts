@@ -15,23 +15,15 @@ import type {
   FunctionRegistry,
   IdSource,
   Notifier,
-  PublishedLayer,
-  PublishedVersions,
-  ResolvedBake,
   TaskCallbacks,
-  ValidationReport,
 } from '../ports.ts';
+import type { ResolvedBake, TaskInput } from '../state.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
 import { describePatches } from './patch.ts';
 
-export interface ApprovalInput {
-  bake: ResolvedBake;
-  layer: PublishedLayer;
-  versions: PublishedVersions;
-  validation: ValidationReport;
-  taskToken: string;
-}
+/** RequestApproval's input: the state's layer, versions and validation report, and its task token. */
+export type ApprovalInput = TaskInput<'RequestApproval'>;
 
 /** What an approver signs off: exactly these bytes, versions and validation outcome. */
 export function approvalDigest(input: Omit<ApprovalInput, 'taskToken' | 'bake'> & { bakeId: string }): string {

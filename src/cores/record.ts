@@ -1,4 +1,4 @@
-import { ApprovalTimedOutError, causeMessage, type StatesError } from '../errors.ts';
+import { ApprovalTimedOutError, causeMessage } from '../errors.ts';
 import type {
   ApprovalRecord,
   ApprovalResult,
@@ -11,12 +11,11 @@ import type {
   Ledger,
   Notifier,
   PublishedLayer,
-  PublishedVersions,
   ReleaseResult,
   ResolvedBake,
-  Trigger,
   ValidationReport,
 } from '../ports.ts';
+import type { BakeState } from '../state.ts';
 import { expireApproval } from './approval.ts';
 import { extraLayers } from './limits.ts';
 import { validationReportKey } from './validate.ts';
@@ -91,24 +90,8 @@ function manifestFunctions(state: BakeState): ManifestFunction[] {
   });
 }
 
-/** The accumulated execution state, as the ASL hands it to the record states. */
-export interface BakeState {
-  /** The bake id the execution was started with (the CLI and the S3 trigger set it), before ResolveBake ran. */
-  bakeId?: string;
-  /** What started the execution (its input), before ResolveBake ran. */
-  trigger?: Trigger;
-  bake?: ResolvedBake;
-  image?: BuiltImage;
-  layer?: PublishedLayer;
-  versions?: PublishedVersions;
-  validation?: ValidationReport;
-  approval?: ApprovalResult;
-  release?: ReleaseResult;
-  /** Set by UndoRelease when the release could not be recorded and was undone. */
-  undo?: { functions: Array<{ name: string; alias: string; restored: string | null; skipped: string | null }> };
-  /** Set by each Catch: `$.errors.<StateName>`. */
-  errors?: Record<string, StatesError>;
-}
+// The accumulated execution state is part of the state contract; re-exported for its importers.
+export type { BakeState } from '../state.ts';
 
 function manifestOf(
   state: BakeState,

@@ -6,12 +6,11 @@ import type {
   FunctionRegistry,
   GradualRelease,
   PublishedFunctionVersion,
-  PublishedVersions,
   ReleaseResult,
-  ResolvedBake,
   TrafficStep,
 } from '../ports.ts';
 import type { ReleaseSpec } from '../spec.ts';
+import type { TaskInput, UndoneMove, UndoResult } from '../state.ts';
 
 const noWeights = (alias: AliasInfo): boolean => Object.keys(alias.weights).length === 0;
 
@@ -40,7 +39,7 @@ async function unhealthy(alarms: AlarmMonitor, names: string[]): Promise<string[
  * created by this release has nothing to shift from and gets all traffic at once.
  */
 export async function release(
-  input: { versions: PublishedVersions; bake?: ResolvedBake },
+  input: TaskInput<'Release'>,
   deps: { functions: FunctionRegistry; alarms: AlarmMonitor },
 ): Promise<ReleaseResult> {
   const plan = input.bake?.spec.release;
@@ -170,14 +169,7 @@ function sameRouting(alias: AliasInfo, target: { version: string; weights: Recor
   return alias.version === target.version && JSON.stringify(a) === JSON.stringify(b);
 }
 
-export interface UndoneMove {
-  name: string;
-  alias: string;
-  /** The version the alias is back on; null when the alias was removed (the release had created it). */
-  restored: string | null;
-  /** Why the alias was left alone, when it was. */
-  skipped: string | null;
-}
+export type { UndoneMove } from '../state.ts';
 
 /**
  * UndoRelease: a release happened (or a gradual one was under way) but cannot be
@@ -186,10 +178,7 @@ export interface UndoneMove {
  * version live, or the previous one with a weight on the new one. An alias that
  * moved otherwise since is left alone, and said so.
  */
-export async function undoRelease(
-  input: { release: ReleaseResult },
-  deps: { functions: FunctionRegistry },
-): Promise<{ functions: UndoneMove[] }> {
+export async function undoRelease(input: { release: ReleaseResult }, deps: { functions: FunctionRegistry }): Promise<UndoResult> {
   const out: UndoneMove[] = [];
   for (const move of [...input.release.functions].reverse()) {
     if (!move.changed) continue;

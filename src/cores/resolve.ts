@@ -11,12 +11,12 @@ import type {
   LayerRegistry,
   Ledger,
   RecipeCatalog,
-  ResolvedBake,
   ResolvedFunction,
   SourceReader,
 } from '../ports.ts';
 import { resolveRecipe } from '../recipes/recipe.ts';
 import { loadSpec } from '../spec.ts';
+import type { StagedBake } from '../state.ts';
 import { zipTree } from '../zip/deterministic.ts';
 import { type CodeTree, inspectCode, type PreCheckDeps, refuse, runPreChecks } from './precheck.ts';
 
@@ -81,9 +81,9 @@ export async function checkBakeInput(
 
 /**
  * ResolveBake: read and check the spec, find the recipe, stage each function's code
- * as a reproducible zip. Everything later states need is in the result.
+ * as a reproducible zip. ResolveBake's task (src/cores/patch.ts) then keys and patches it.
  */
-export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<ResolvedBake> {
+export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<StagedBake> {
   const { specFile, where } = await deps.sources.open(request.source);
   const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where, {
     deps: {

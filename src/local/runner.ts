@@ -366,7 +366,14 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
         const output = (event.state.output ?? {}) as BakeState & { failure?: typeof recorded };
         if (output.bake?.bakeId) bakeId = output.bake.bakeId;
         if (event.state.name === 'RecordFailure' && output.failure) recorded = output.failure;
-        const info = detail(event.state.name, output);
+        // A state output that breaks the contract fails at the next task's parse, not here.
+        const info = (() => {
+          try {
+            return detail(event.state.name, output);
+          } catch {
+            return '';
+          }
+        })();
         write(`✓ ${event.state.name} (${took})${info ? `  ${info}` : ''}`);
       } else if (event.type === 'StateFailed') {
         const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));

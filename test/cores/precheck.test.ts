@@ -164,14 +164,18 @@ describe('pre-checks of a bake', () => {
   });
 
   describe("Lambda's limits on configuration", () => {
-    it.each([['AWS_REGION'], ['AWS_EXECUTION_ENV'], ['AWS_LAMBDA_FUNCTION_NAME'], ['AWS_LAMBDA_RUNTIME_API'], ['LAMBDA_TASK_ROOT'], ['TZ']])(
-      'refuses the reserved environment variable %s',
-      async (name) => {
-        await writeSpec(spec({ environment: { STYLE: 'plain', [name]: 'x' } }));
-        const error = await refusal();
-        expect(error.message).toContain(`functions[0].environment: ${name} is reserved: Lambda sets it itself`);
-      },
-    );
+    it.each([
+      ['AWS_REGION'],
+      ['AWS_EXECUTION_ENV'],
+      ['AWS_LAMBDA_FUNCTION_NAME'],
+      ['AWS_LAMBDA_RUNTIME_API'],
+      ['LAMBDA_TASK_ROOT'],
+      ['TZ'],
+    ])('refuses the reserved environment variable %s', async (name) => {
+      await writeSpec(spec({ environment: { STYLE: 'plain', [name]: 'x' } }));
+      const error = await refusal();
+      expect(error.message).toContain(`functions[0].environment: ${name} is reserved: Lambda sets it itself`);
+    });
 
     it('knows the reserved names AWS documents', () => {
       expect(RESERVED_ENVIRONMENT_NAMES).toEqual(

@@ -259,7 +259,9 @@ describe('resolveBake', () => {
 
     // Assess
     expect(error).toBeInstanceOf(BakeSpecError);
-    expect(error.message).toContain('bake.json cannot be baked; nothing was written:\n  - functions[0].code: "./missing" is not a directory');
+    expect(error.message).toContain(
+      'bake.json cannot be baked; nothing was written:\n  - functions[0].code: "./missing" is not a directory',
+    );
     expect(deps.artefacts.files.size).toBe(0);
   });
 

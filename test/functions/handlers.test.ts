@@ -15,6 +15,7 @@ import { handler as recordSuccess } from '../../functions/record-success/handler
 import { handler as release } from '../../functions/release/handler.ts';
 import { logger } from '../../src/lambda.ts';
 import { TASKS } from '../../src/tasks.ts';
+import { publishedLayer, resolvedBake } from '../helpers/fixtures.ts';
 import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
@@ -105,9 +106,9 @@ describe('Lambda handlers', () => {
     // Prepare
     vi.stubEnv('ARTEFACTS_BUCKET', '');
     const state = {
-      bake: { bakeId: 'hello-1', trigger: { type: 'cli', user: 'ana' } },
-      layer: { arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:node22-runtime:4', version: 4, codeSha256: 'c=' },
-      release: { functions: [] },
+      bake: resolvedBake({ bakeId: 'hello-1' }),
+      layer: publishedLayer({ arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:node22-runtime:4', version: 4, codeSha256: 'c=' }),
+      release: { functions: [], gradual: null },
     };
 
     // Act
@@ -116,6 +117,20 @@ describe('Lambda handlers', () => {
     // Assess
     expect(error.name).toBe('ConfigError');
     expect(error.message).toContain('ARTEFACTS_BUCKET is not set');
+    expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+  });
+
+  it('fails a task whose input breaks the state contract with StateContractError naming the state and field, before any AWS call', async () => {
+    // Prepare: the layer as an older PublishLayer might have left it, without its hex digest.
+    const { sha256Hex: _dropped, ...layer } = publishedLayer();
+    const state = { bake: resolvedBake({ bakeId: 'hello-1' }), layer, release: { functions: [], gradual: null } };
+
+    // Act
+    const error = await rejection(recordSuccess(state, context));
+
+    // Assess
+    expect(error.name).toBe('StateContractError');
+    expect(error.message).toBe('RecordSuccess: $.layer.sha256Hex: expected string, received undefined');
     expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
   });
 });

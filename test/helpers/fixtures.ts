@@ -1,6 +1,7 @@
 /** Typed state payloads for core tests: what the earlier states would have produced. */
 
 import type { z } from 'zod';
+import { bakeKey } from '../../src/cores/image.ts';
 import type { BuiltImage, PublishedLayer, PublishedVersions, ResolvedBake, ResolvedFunction, ValidationReport } from '../../src/ports.ts';
 import { type FunctionSpec, FunctionSpecSchema, parseSpec, type ValidationCaseSchema } from '../../src/spec.ts';
 
@@ -43,22 +44,28 @@ export function resolvedBake(options: { bakeId?: string; functions?: FunctionSpe
     },
     'fixture',
   );
+  const recipe: ResolvedBake['recipe'] = {
+    name: 'node22',
+    runtime: 'provided.al2023',
+    architecture: 'x86_64',
+    documents: [{ path: 'components/node22-runtime.yml', sha256Hex: 'cd'.repeat(32) }],
+    parameters: { NodeVersion: '22.23.3', NodeSha256: 'ef'.repeat(32) },
+    contentSha256Hex: '01'.repeat(32),
+  };
   return {
     bakeId: options.bakeId ?? 'hello-20261122T073000-abcd',
     requestedAt: '2026-11-22T07:30:00.000Z',
     trigger: { type: 'cli', user: 'tester' },
     rebuild: false,
     spec,
-    recipe: {
-      name: 'node22',
-      runtime: 'provided.al2023',
-      architecture: 'x86_64',
-      documents: [{ path: 'components/node22-runtime.yml', sha256Hex: 'cd'.repeat(32) }],
-      parameters: { NodeVersion: '22.23.3', NodeSha256: 'ef'.repeat(32) },
-      contentSha256Hex: '01'.repeat(32),
-    },
+    recipe,
     functions: options.resolved ?? fnSpecs.map((f) => resolvedFunction(f.name, { alias: f.alias })),
     approval: { timeoutSeconds: 3600, approvers: [] },
+    // What every ResolveBake adds: the bake key of the recipe, and a CLI bake is never up to date.
+    bakeKey: bakeKey(recipe),
+    upToDate: false,
+    upToDateWith: [],
+    patched: [],
   };
 }
 
