@@ -83,7 +83,7 @@ describe('bakery serve survives a restart', () => {
 
     await decideApproval({ ref: approval.id, outcome: 'approved', by: 'tester' }, ws.deps);
     await serve.executions.settled();
-    expect((await serve.executions.get(waiting.bakeId))?.status).toBe('succeeded');
+    expect(await serve.executions.get(waiting.bakeId)).toMatchObject({ status: 'succeeded', failure: null });
     expect((await ws.deps.functions.getAlias('hello', 'live'))?.version).toBe('1');
     expect((await ws.deps.ledger.list()).filter((e) => e.type === 'released' && e.bakeId === waiting.bakeId)).toHaveLength(1);
   }, 120_000);
