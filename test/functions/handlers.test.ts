@@ -104,7 +104,8 @@ describe('Lambda handlers', () => {
 
   it('fails a task whose settings are missing with ConfigError, before any AWS call', async () => {
     // Prepare
-    vi.stubEnv('ARTEFACTS_BUCKET', '');
+    // RecordSuccess claims the bake's ledger entry (the table) before it writes the manifest (the bucket).
+    vi.stubEnv('TABLE_NAME', '');
     const state = {
       bake: resolvedBake({ bakeId: 'hello-1' }),
       layer: publishedLayer({ arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:node22-runtime:4', version: 4, codeSha256: 'c=' }),
@@ -116,8 +117,9 @@ describe('Lambda handlers', () => {
 
     // Assess
     expect(error.name).toBe('ConfigError');
-    expect(error.message).toContain('ARTEFACTS_BUCKET is not set');
+    expect(error.message).toContain('TABLE_NAME is not set');
     expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+    expect(lambda.calls()).toHaveLength(0);
   });
 
   it('fails a task whose input breaks the state contract with StateContractError naming the state and field, before any AWS call', async () => {
