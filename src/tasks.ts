@@ -6,23 +6,16 @@ import { type NotifyBudget, recordFailure, recordSuccess } from './cores/record.
 import { release, shiftTraffic, undoRelease } from './cores/release.ts';
 import { validateVersions } from './cores/validate.ts';
 import { publishVersions } from './cores/version.ts';
-import type {
-  AlarmMonitor,
-  ApprovalStore,
-  ArtefactStore,
-  Clock,
-  FunctionInvoker,
-  FunctionRegistry,
-  IdSource,
-  ImageBuilder,
-  LayerRegistry,
-  Ledger,
-  Notifier,
-  PatchResolver,
-  RecipeCatalog,
-  SourceReader,
-  TaskCallbacks,
-} from './ports.ts';
+import type { AlarmMonitor } from './ports/alarms.ts';
+import type { ApprovalStore } from './ports/approval.ts';
+import type { TaskCallbacks } from './ports/callbacks.ts';
+import type { ImageBuilder } from './ports/image-build.ts';
+import type { FunctionInvoker, FunctionRegistry, LayerRegistry } from './ports/lambda.ts';
+import type { Notifier } from './ports/notifier.ts';
+import type { PatchResolver } from './ports/patches.ts';
+import type { RecipeCatalog, SourceReader } from './ports/sources.ts';
+import type { ArtefactStore, Ledger } from './ports/storage.ts';
+import type { Clock, IdSource } from './ports/system.ts';
 import { parseBakeRequest, parseFailureInput, parseTaskInput } from './state.ts';
 
 /** Every port a task may need; the AWS and the local composition both provide all of them. */

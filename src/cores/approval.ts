@@ -6,18 +6,12 @@ import {
   NotAnApproverError,
   NotFoundError,
 } from '../errors.ts';
-import type {
-  ApprovalDecision,
-  ApprovalRecord,
-  ApprovalResult,
-  ApprovalStore,
-  Clock,
-  FunctionRegistry,
-  IdSource,
-  Notifier,
-  TaskCallbacks,
-} from '../ports.ts';
-import type { ResolvedBake, TaskInput } from '../state.ts';
+import type { ApprovalDecision, ApprovalRecord, ApprovalStore } from '../ports/approval.ts';
+import type { TaskCallbacks } from '../ports/callbacks.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { Notifier } from '../ports/notifier.ts';
+import type { Clock, IdSource } from '../ports/system.ts';
+import type { ApprovalResult, ResolvedBake, TaskInput } from '../state.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
 import { describePatches } from './patch.ts';

@@ -1,15 +1,8 @@
-import type {
-  ArtefactStore,
-  Clock,
-  DriftDifference,
-  DriftReport,
-  FunctionDrift,
-  FunctionRegistry,
-  Json,
-  Ledger,
-  LedgerEntry,
-  Notifier,
-} from '../ports.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { DriftDifference, DriftReport, FunctionDrift, Notifier } from '../ports/notifier.ts';
+import type { ArtefactStore, Ledger, LedgerEntry } from '../ports/storage.ts';
+import type { Clock } from '../ports/system.ts';
+import type { Json } from '../state.ts';
 import { type ManifestFunction, manifestKey, type PinManifest } from './record.ts';
 
 /** What should be live for one alias: the target of its last release or rollback, and the bake that released it. */

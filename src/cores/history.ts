@@ -1,5 +1,5 @@
 import { NotFoundError } from '../errors.ts';
-import type { Ledger, LedgerEntry } from '../ports.ts';
+import type { Ledger, LedgerEntry } from '../ports/storage.ts';
 
 /** Whether a ledger entry concerns the function `name` (failed entries name the functions of their spec). */
 export function concerns(entry: LedgerEntry, name: string): boolean {

@@ -1,5 +1,7 @@
 import { AlreadyDecidedError, ImageBuildFailedError } from '../errors.ts';
-import type { BuildCache, BuiltImage, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens, Json, TaskCallbacks } from '../ports.ts';
+import type { TaskCallbacks } from '../ports/callbacks.ts';
+import type { BuildCache, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens } from '../ports/image-build.ts';
+import type { BuiltImage, Json } from '../state.ts';
 
 /** A state change of an image build, as the builder reports it (EventBridge in AWS). */
 export interface ImageStateChange {

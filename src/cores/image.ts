@@ -1,4 +1,5 @@
-import type { ImageBuilder, ResolvedBake } from '../ports.ts';
+import type { ImageBuilder } from '../ports/image-build.ts';
+import type { ResolvedBake } from '../state.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
 

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LayerIntegrityError } from '../errors.ts';
-import type { ArtefactStore, BuiltImage, LayerRegistry, PublishedLayer, ResolvedBake } from '../ports.ts';
+import type { LayerRegistry } from '../ports/lambda.ts';
+import type { ArtefactStore } from '../ports/storage.ts';
+import type { BuiltImage, PublishedLayer, ResolvedBake } from '../state.ts';
 import { zipTree } from '../zip/deterministic.ts';
 import { checkLimits, extraLayerFacts, functionFacts, isCompatible, type LayerFacts, whereNamed } from './limits.ts';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { StateDamagedError } from '../errors.ts';
-import type { LedgerEntry } from '../ports.ts';
+import type { LedgerEntry } from '../ports/storage.ts';
 
 /**
  * The fields of a ledger entry that the commands read (status, history, drift, prune,

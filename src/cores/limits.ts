@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LayerPackagingError } from '../errors.ts';
-import type { LayerRegistry, ResolvedBake } from '../ports.ts';
+import type { LayerRegistry } from '../ports/lambda.ts';
+import type { ResolvedBake } from '../state.ts';
 import { unzippedSizeOf } from '../zip/inspect.ts';
 
 /** Lambda's quota: function code plus all its layers, unzipped (250 MiB, as Lambda counts it). */

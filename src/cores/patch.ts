@@ -1,13 +1,6 @@
-import type {
-  ArtefactStore,
-  BakeRequest,
-  Ledger,
-  PatchChange,
-  PatchResolver,
-  ResolvedBake,
-  ResolvedFunction,
-  ResolvedRecipe,
-} from '../ports.ts';
+import type { PatchResolver } from '../ports/patches.ts';
+import type { ArtefactStore, Ledger } from '../ports/storage.ts';
+import type { BakeRequest, PatchChange, ResolvedBake, ResolvedFunction, ResolvedRecipe } from '../state.ts';
 import { expectedAliases } from './drift.ts';
 import { bakeKey } from './image.ts';
 import { manifestKey, type PinManifest } from './record.ts';

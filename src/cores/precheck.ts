@@ -1,8 +1,11 @@
 import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { BakeSpecError } from '../errors.ts';
-import type { AlarmMonitor, ArtefactStore, LayerRegistry, Ledger, ResolvedRecipe } from '../ports.ts';
+import type { AlarmMonitor } from '../ports/alarms.ts';
+import type { LayerRegistry } from '../ports/lambda.ts';
+import type { ArtefactStore, Ledger } from '../ports/storage.ts';
 import type { BakeSpec } from '../spec.ts';
+import type { ResolvedRecipe } from '../state.ts';
 import { isCompatible, MAX_UNZIPPED_BYTES } from './limits.ts';
 import { manifestKey, type PinManifest } from './record.ts';
 

@@ -1,5 +1,6 @@
 import { BakeryError } from '../errors.ts';
-import type { ArtefactStore, FunctionRegistry, FunctionVersionInfo, LayerRegistry, Ledger, LedgerEntry } from '../ports.ts';
+import type { FunctionRegistry, FunctionVersionInfo, LayerRegistry } from '../ports/lambda.ts';
+import type { ArtefactStore, Ledger, LedgerEntry } from '../ports/storage.ts';
 import { manifestKey, type PinManifest } from './record.ts';
 
 /** How many of the newest manifests keep what they pin when `--keep` is not given. */

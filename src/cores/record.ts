@@ -1,21 +1,19 @@
 import { ApprovalTimedOutError, causeMessage } from '../errors.ts';
+import type { ApprovalRecord, ApprovalStore } from '../ports/approval.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { Notifier } from '../ports/notifier.ts';
+import type { ArtefactStore, Ledger } from '../ports/storage.ts';
+import type { Clock } from '../ports/system.ts';
 import type {
-  ApprovalRecord,
   ApprovalResult,
-  ApprovalStore,
   ArtefactRef,
-  ArtefactStore,
+  BakeState,
   BuiltImage,
-  Clock,
-  FunctionRegistry,
-  Ledger,
-  Notifier,
   PublishedLayer,
   ReleaseResult,
   ResolvedBake,
   ValidationReport,
-} from '../ports.ts';
-import type { BakeState } from '../state.ts';
+} from '../state.ts';
 import { expireApproval } from './approval.ts';
 import { extraLayers } from './limits.ts';
 import { validationReportKey } from './validate.ts';
@@ -89,9 +87,6 @@ function manifestFunctions(state: BakeState): ManifestFunction[] {
     };
   });
 }
-
-// The accumulated execution state is part of the state contract; re-exported for its importers.
-export type { BakeState } from '../state.ts';
 
 function manifestOf(
   state: BakeState,

@@ -1,16 +1,17 @@
 import { CanaryAlarmError, NotFoundError } from '../errors.ts';
+import type { AlarmMonitor } from '../ports/alarms.ts';
+import type { AliasInfo, FunctionRegistry } from '../ports/lambda.ts';
+import type { ReleaseSpec } from '../spec.ts';
 import type {
-  AlarmMonitor,
-  AliasInfo,
   AliasMove,
-  FunctionRegistry,
   GradualRelease,
   PublishedFunctionVersion,
   ReleaseResult,
+  TaskInput,
   TrafficStep,
-} from '../ports.ts';
-import type { ReleaseSpec } from '../spec.ts';
-import type { TaskInput, UndoneMove, UndoResult } from '../state.ts';
+  UndoneMove,
+  UndoResult,
+} from '../state.ts';
 
 const noWeights = (alias: AliasInfo): boolean => Object.keys(alias.weights).length === 0;
 
@@ -168,8 +169,6 @@ function sameRouting(alias: AliasInfo, target: { version: string; weights: Recor
   const b = Object.entries(target.weights).sort();
   return alias.version === target.version && JSON.stringify(a) === JSON.stringify(b);
 }
-
-export type { UndoneMove } from '../state.ts';
 
 /**
  * UndoRelease: a release happened (or a gradual one was under way) but cannot be

@@ -2,21 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BakeSpecError } from '../errors.ts';
-import type {
-  AlarmMonitor,
-  ArtefactStore,
-  BakeRequest,
-  Clock,
-  IdSource,
-  LayerRegistry,
-  Ledger,
-  RecipeCatalog,
-  ResolvedFunction,
-  SourceReader,
-} from '../ports.ts';
+import type { AlarmMonitor } from '../ports/alarms.ts';
+import type { LayerRegistry } from '../ports/lambda.ts';
+import type { RecipeCatalog, SourceReader } from '../ports/sources.ts';
+import type { ArtefactStore, Ledger } from '../ports/storage.ts';
+import type { Clock, IdSource } from '../ports/system.ts';
 import { resolveRecipe } from '../recipes/recipe.ts';
 import { loadSpec } from '../spec.ts';
-import type { StagedBake } from '../state.ts';
+import type { BakeRequest, ResolvedFunction, StagedBake } from '../state.ts';
 import { zipTree } from '../zip/deterministic.ts';
 import { type CodeTree, inspectCode, type PreCheckDeps, refuse, runPreChecks } from './precheck.ts';
 

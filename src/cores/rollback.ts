@@ -1,5 +1,7 @@
 import { InputError, NotFoundError } from '../errors.ts';
-import type { Clock, FunctionRegistry, Ledger, LedgerEntry } from '../ports.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { Ledger, LedgerEntry } from '../ports/storage.ts';
+import type { Clock } from '../ports/system.ts';
 
 /** A version a bake released to an alias, in ledger order. */
 export interface ReleasedVersion {

@@ -1,7 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { AlreadyDecidedError, ApprovalExpiredError, NotAnApproverError, NotFoundError } from '../errors.ts';
-import type { ApprovalRecord, ApprovalStore, Clock, Notifier, TaskCallbacks } from '../ports.ts';
+import type { ApprovalRecord, ApprovalStore } from '../ports/approval.ts';
+import type { TaskCallbacks } from '../ports/callbacks.ts';
+import type { Notifier } from '../ports/notifier.ts';
+import type { Clock } from '../ports/system.ts';
 import { decideApproval } from './approval.ts';
 
 /**

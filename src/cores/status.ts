@@ -1,4 +1,5 @@
-import type { FunctionRegistry, LayerRegistry, Ledger } from '../ports.ts';
+import type { FunctionRegistry, LayerRegistry } from '../ports/lambda.ts';
+import type { Ledger } from '../ports/storage.ts';
 
 export interface FunctionStatus {
   name: string;

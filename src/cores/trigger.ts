@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { BakeRequest, BakeStarter, Clock, SourceCatalog, SourceObject } from '../ports.ts';
+import type { Clock } from '../ports/system.ts';
+import type { BakeStarter, SourceCatalog, SourceObject } from '../ports/triggers.ts';
+import type { BakeRequest } from '../state.ts';
 
 /**
  * Execution names are bake ids: at most 80 characters (Step Functions' limit) of

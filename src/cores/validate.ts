@@ -1,18 +1,16 @@
 import { ArtefactNotSelfContainedError, ValidationFailedError } from '../errors.ts';
+import type { FunctionInvoker, InvokeOutcome, NetworkMode } from '../ports/lambda.ts';
+import type { ArtefactStore } from '../ports/storage.ts';
+import type { FunctionSpec, ValidationCase } from '../spec.ts';
 import type {
-  ArtefactStore,
   CaseReport,
-  FunctionInvoker,
   FunctionValidationReport,
-  InvokeOutcome,
   Json,
-  NetworkMode,
   PublishedFunctionVersion,
   PublishedVersions,
   ResolvedBake,
   ValidationReport,
-} from '../ports.ts';
-import type { FunctionSpec, ValidationCase } from '../spec.ts';
+} from '../state.ts';
 import { diffJson } from '../util/json.ts';
 
 function judge(kase: ValidationCase, outcome: InvokeOutcome): string | null {

@@ -1,12 +1,7 @@
 import { PublishVersionError } from '../errors.ts';
-import type {
-  ArtefactStore,
-  FunctionRegistry,
-  PublishedFunctionVersion,
-  PublishedLayer,
-  PublishedVersions,
-  ResolvedBake,
-} from '../ports.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { ArtefactStore } from '../ports/storage.ts';
+import type { PublishedFunctionVersion, PublishedLayer, PublishedVersions, ResolvedBake } from '../state.ts';
 import { checkLimits, extraLayers, functionFacts } from './limits.ts';
 
 /**

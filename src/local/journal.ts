@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { LocalHome } from '../adapters/local/home.ts';
 import { withFileLock } from '../adapters/local/lock.ts';
 import { NotFoundError, NotInterruptedError } from '../errors.ts';
-import type { BakeRequest, Json } from '../ports.ts';
+import type { BakeRequest, Json } from '../state.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fsx.ts';
 import { currentOwner, describeOwner, ownerLiveness, type ProcessOwner } from '../util/owner.ts';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Json } from '../ports.ts';
+import type { Json } from '../state.ts';
 
 /**
  * A local Lambda Runtime API (2018-06-01) for running a baked runtime's `bootstrap`

@@ -8,7 +8,9 @@ import { describeEntry } from '../cores/history.ts';
 import { releasedVersions, rollback } from '../cores/rollback.ts';
 import { status } from '../cores/status.ts';
 import { BakeryError } from '../errors.ts';
-import type { ApprovalRecord, DriftReport, FunctionValidationReport } from '../ports.ts';
+import type { ApprovalRecord } from '../ports/approval.ts';
+import type { DriftReport } from '../ports/notifier.ts';
+import type { FunctionValidationReport } from '../state.ts';
 import type { ExecutionRecord, ServeExecutions } from './executions.ts';
 import type { Scheduler } from './schedule.ts';
 

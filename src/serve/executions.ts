@@ -1,7 +1,8 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecutionStep, RunOutcome, UpToDateOutcome } from '../local/runner.ts';
-import type { BakeRequest, BakeStarter, Json } from '../ports.ts';
+import type { BakeStarter } from '../ports/triggers.ts';
+import type { BakeRequest, Json } from '../state.ts';
 import { createJsonExclusive, readJsonIfExists, writeJsonAtomic } from '../util/fsx.ts';
 
 /** One state of an execution as the dashboard shows it. */

@@ -5,7 +5,11 @@ import { parse as parseYaml } from 'yaml';
 import { driftCheck } from '../cores/drift.ts';
 import { type RebakeOutcome, scheduledRebake } from '../cores/trigger.ts';
 import { InputError } from '../errors.ts';
-import type { ArtefactStore, BakeStarter, Clock, DriftReport, FunctionRegistry, Ledger, Notifier, SourceCatalog } from '../ports.ts';
+import type { FunctionRegistry } from '../ports/lambda.ts';
+import type { DriftReport, Notifier } from '../ports/notifier.ts';
+import type { ArtefactStore, Ledger } from '../ports/storage.ts';
+import type { Clock } from '../ports/system.ts';
+import type { BakeStarter, SourceCatalog } from '../ports/triggers.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fsx.ts';
 
 /** A parsed EventBridge schedule expression: `rate(…)` or AWS's six-field `cron(…)` (UTC). */

@@ -1,8 +1,10 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BakeSpecError } from '../errors.ts';
-import type { BakeSource, SourceCatalog, SourceObject, SourceReader } from '../ports.ts';
+import type { SourceReader } from '../ports/sources.ts';
+import type { SourceCatalog, SourceObject } from '../ports/triggers.ts';
 import type { BucketStore } from '../s3local/store.ts';
+import type { BakeSource } from '../state.ts';
 import { extractBundle } from '../zip/bundle.ts';
 
 /**

@@ -1,4 +1,4 @@
-import type { Json } from '../ports.ts';
+import type { Json } from '../state.ts';
 
 /** JSON with object keys sorted, so equal values give equal text (and equal hashes). */
 export function canonicalJson(value: unknown): string {

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCodes } from '../../src/cli/program.ts';
 import { manifestKey } from '../../src/cores/record.ts';
 import { runBake } from '../../src/local/runner.ts';
-import type { DriftReport, LedgerEntry } from '../../src/ports.ts';
+import type { DriftReport } from '../../src/ports/notifier.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type SpecJson, type Workspace } from '../helpers/local-bake.ts';
 

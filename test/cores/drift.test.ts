@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { drift, driftCheck, expectedAliases } from '../../src/cores/drift.ts';
 import { describeEntry, history } from '../../src/cores/history.ts';
 import { type ManifestFunction, manifestKey } from '../../src/cores/record.ts';
-import type { FunctionVersionInfo, LedgerEntry } from '../../src/ports.ts';
+import type { FunctionVersionInfo } from '../../src/ports/lambda.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { FakeClock, MemoryArtefactStore, MemoryFunctionRegistry, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
 
 const LAYER = (n: number) => `arn:aws:lambda:eu-west-1:123456789012:layer:hello-node22:${n}`;

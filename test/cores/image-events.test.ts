@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { handleImageStateChange, type ImageStateChange } from '../../src/cores/image-events.ts';
 import { AlreadyDecidedError, TransientBackendError } from '../../src/errors.ts';
-import type {
-  ArtefactRef,
-  BuildCache,
-  BuiltImage,
-  ImageBuildOutputs,
-  ImageBuildTicket,
-  ImageBuildTokens,
-  Json,
-  TaskCallbacks,
-} from '../../src/ports.ts';
+import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
+import type { BuildCache, ImageBuildOutputs, ImageBuildTicket, ImageBuildTokens } from '../../src/ports/image-build.ts';
+import type { ArtefactRef, BuiltImage, Json } from '../../src/state.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const BUILD = 'arn:aws:imagebuilder:eu-west-1:123456789012:image/bakery-dev-node22/1.0.123/4';

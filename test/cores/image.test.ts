@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bakeKey, startImageBuild } from '../../src/cores/image.ts';
-import type { ImageBuildStart } from '../../src/ports.ts';
+import type { ImageBuildStart } from '../../src/ports/image-build.ts';
 import { resolvedBake } from '../helpers/fixtures.ts';
 
 describe('bakeKey', () => {

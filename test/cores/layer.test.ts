@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_UNZIPPED_BYTES, publishLayer } from '../../src/cores/layer.ts';
 import { LayerIntegrityError, LayerPackagingError } from '../../src/errors.ts';
-import type { BuiltImage } from '../../src/ports.ts';
+import type { BuiltImage } from '../../src/state.ts';
 import { sha256File } from '../../src/util/fsx.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
 import { builtImage, resolvedBake, resolvedFunction } from '../helpers/fixtures.ts';

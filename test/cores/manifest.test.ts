@@ -4,9 +4,10 @@
  * alias before and after the bake.
  */
 import { describe, expect, it } from 'vitest';
-import { type BakeState, manifestKey, type PinManifest, recordFailure, recordSuccess } from '../../src/cores/record.ts';
+import { manifestKey, type PinManifest, recordFailure, recordSuccess } from '../../src/cores/record.ts';
 import { TransientBackendError } from '../../src/errors.ts';
-import type { ApprovalRecord, ReleaseResult } from '../../src/ports.ts';
+import type { ApprovalRecord } from '../../src/ports/approval.ts';
+import type { BakeState, ReleaseResult } from '../../src/state.ts';
 import { builtImage, functionSpec, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import {
   FakeClock,

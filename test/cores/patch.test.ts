@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { applyPatches, baseImagePattern, liveEqualBakes, nodePins } from '../../src/cores/patch.ts';
 import { manifestKey } from '../../src/cores/record.ts';
-import type { LedgerEntry, PatchResolver, ResolvedRecipe, RuntimePatch } from '../../src/ports.ts';
+import type { PatchResolver, RuntimePatch } from '../../src/ports/patches.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
+import type { ResolvedRecipe } from '../../src/state.ts';
 import { resolvedBake } from '../helpers/fixtures.ts';
 import { MemoryArtefactStore, MemoryLedger } from '../helpers/memory.ts';
 

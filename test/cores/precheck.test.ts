@@ -12,8 +12,8 @@ import { manifestKey } from '../../src/cores/record.ts';
 import { checkBakeInput, resolveBake } from '../../src/cores/resolve.ts';
 import { BakeSpecError } from '../../src/errors.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import type { BakeRequest } from '../../src/ports.ts';
 import { DirectoryRecipeCatalog } from '../../src/recipes/recipe.ts';
+import type { BakeRequest } from '../../src/state.ts';
 import { FakeClock, MemoryAlarms, MemoryArtefactStore, MemoryLayerRegistry, MemoryLedger } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';
 

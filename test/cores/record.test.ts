@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  type BakeState,
   MANIFEST_SCHEMA_VERSION,
   manifestKey,
   notificationKey,
@@ -8,7 +7,8 @@ import {
   recordFailure,
   recordSuccess,
 } from '../../src/cores/record.ts';
-import type { ApprovalRecord, ReleaseResult } from '../../src/ports.ts';
+import type { ApprovalRecord } from '../../src/ports/approval.ts';
+import type { BakeState, ReleaseResult } from '../../src/state.ts';
 import { builtImage, passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import {
   FakeClock,

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { release, shiftTraffic, undoRelease } from '../../src/cores/release.ts';
 import { AliasConflictError, CanaryAlarmError, NotFoundError } from '../../src/errors.ts';
-import type { AliasMove, FunctionVersionInfo, ReleaseResult, ResolvedBake } from '../../src/ports.ts';
+import type { FunctionVersionInfo } from '../../src/ports/lambda.ts';
 import { parseSpec } from '../../src/spec.ts';
+import type { AliasMove, ReleaseResult, ResolvedBake } from '../../src/state.ts';
 import { publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import { MemoryAlarms, MemoryFunctionRegistry } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';

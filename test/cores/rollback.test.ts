@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rollback } from '../../src/cores/rollback.ts';
 import { AliasConflictError, InputError, NotFoundError, StateDirError } from '../../src/errors.ts';
-import type { LedgerEntry } from '../../src/ports.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { FakeClock, MemoryFunctionRegistry, MemoryLedger } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';
 

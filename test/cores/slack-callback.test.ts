@@ -9,7 +9,7 @@ import {
   verifySlackSignature,
 } from '../../src/cores/slack-callback.ts';
 import { TransientBackendError } from '../../src/errors.ts';
-import type { ApprovalRecord } from '../../src/ports.ts';
+import type { ApprovalRecord } from '../../src/ports/approval.ts';
 import { passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import {
   FakeClock,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '../../src/cores/status.ts';
-import type { FunctionVersionInput, LedgerEntry } from '../../src/ports.ts';
+import type { FunctionVersionInput } from '../../src/ports/lambda.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { MemoryFunctionRegistry, MemoryLayerRegistry, MemoryLedger } from '../helpers/memory.ts';
 
 const LAYER_ARN = 'arn:aws:lambda:test:000000000000:layer:hello-node22:1';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isoWeek, keySlug, MAX_NAME_LENGTH, patchBakeName, s3BakeName, scheduledRebake, startS3Bake } from '../../src/cores/trigger.ts';
-import type { BakeRequest, BakeStarter, SourceCatalog, SourceObject } from '../../src/ports.ts';
+import type { BakeStarter, SourceCatalog, SourceObject } from '../../src/ports/triggers.ts';
+import type { BakeRequest } from '../../src/state.ts';
 import { FakeClock } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';
 

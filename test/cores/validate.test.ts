@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { validateVersions } from '../../src/cores/validate.ts';
 import { ValidationFailedError } from '../../src/errors.ts';
-import type { Json, ValidationReport } from '../../src/ports.ts';
+import type { Json, ValidationReport } from '../../src/state.ts';
 import { functionSpec, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import { failed, MemoryArtefactStore, ok, ScriptedInvoker } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';

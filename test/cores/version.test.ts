@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { publishVersions } from '../../src/cores/version.ts';
 import { PublishVersionError } from '../../src/errors.ts';
-import type { ResolvedBake } from '../../src/ports.ts';
+import type { ResolvedBake } from '../../src/state.ts';
 import { functionSpec, publishedLayer, resolvedBake, resolvedFunction } from '../helpers/fixtures.ts';
 import { MemoryArtefactStore, MemoryFunctionRegistry } from '../helpers/memory.ts';
 import { rejection } from '../helpers/rejection.ts';

@@ -3,9 +3,9 @@ import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand, type StartExe
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/scheduled-rebake/handler.ts';
-import { parseBakeRequest } from '../../src/contracts.ts';
 import { patchBakeName } from '../../src/cores/trigger.ts';
 import { logger } from '../../src/lambda.ts';
+import { parseBakeRequest } from '../../src/state.ts';
 import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 

@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { handler } from '../../functions/slack-callback/handler.ts';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../src/cores/slack-callback.ts';
 import { logger } from '../../src/lambda.ts';
-import type { ApprovalDecision } from '../../src/ports.ts';
+import type { ApprovalDecision } from '../../src/ports/approval.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
 import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 

@@ -2,8 +2,8 @@
 
 import type { z } from 'zod';
 import { bakeKey } from '../../src/cores/image.ts';
-import type { BuiltImage, PublishedLayer, PublishedVersions, ResolvedBake, ResolvedFunction, ValidationReport } from '../../src/ports.ts';
 import { type FunctionSpec, FunctionSpecSchema, parseSpec, type ValidationCaseSchema } from '../../src/spec.ts';
+import type { BuiltImage, PublishedLayer, PublishedVersions, ResolvedBake, ResolvedFunction, ValidationReport } from '../../src/state.ts';
 
 /** A validation case as written in a spec (defaults not applied yet). */
 export type CaseInput = Partial<z.input<typeof ValidationCaseSchema>> & { name: string };

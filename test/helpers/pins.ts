@@ -15,7 +15,7 @@ import { recordFailure, recordSuccess } from '../../src/cores/record.ts';
 import { release } from '../../src/cores/release.ts';
 import { publishVersions } from '../../src/cores/version.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import type { PublishedLayer, PublishedVersions, ReleaseResult, ResolvedBake } from '../../src/ports.ts';
+import type { PublishedLayer, PublishedVersions, ReleaseResult, ResolvedBake } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
 import { builtImage, functionSpec, resolvedBake, resolvedFunction } from './fixtures.ts';
 

@@ -15,9 +15,10 @@ import { type LocalBuildRecord, LocalImageBuilder, treeSha256 } from '../../src/
 import { bakeKey } from '../../src/cores/image.ts';
 import { ImageBuildFailedError } from '../../src/errors.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import type { BuiltImage, TaskCallbacks } from '../../src/ports.ts';
+import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../../src/recipes/recipe.ts';
 import type { StepEvent } from '../../src/recipes/toe.ts';
+import type { BuiltImage } from '../../src/state.ts';
 
 const run = promisify(execFile);
 const PIN = 'fde6a4bf8d0562f7751d1a2d6cb9b417c4cfe107bbcb0aa3e9a24e125e348f48';

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import type { BakeRequest, BakeStarter, SourceCatalog } from '../../src/ports.ts';
+import type { BakeStarter, SourceCatalog } from '../../src/ports/triggers.ts';
 import { deployedSchedules, lastDue, parseSchedule, Scheduler } from '../../src/serve/schedule.ts';
+import type { BakeRequest } from '../../src/state.ts';
 import { FakeClock } from '../helpers/memory.ts';
 
 describe('parseSchedule (the deployed patchRebuildSchedule format)', () => {

@@ -14,7 +14,10 @@ import { AwsImageBuilder, DynamoImageBuildTokens, S3ImageBuildOutputs } from '..
 import { handleImageStateChange } from '../../src/cores/image-events.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { type RunBakeOptions, runBake, runScheduledBake } from '../../src/local/runner.ts';
-import type { ArtefactStore, BakeRequest, ImageBuilder, PatchResolver } from '../../src/ports.ts';
+import type { ImageBuilder } from '../../src/ports/image-build.ts';
+import type { PatchResolver } from '../../src/ports/patches.ts';
+import type { ArtefactStore } from '../../src/ports/storage.ts';
+import type { BakeRequest } from '../../src/state.ts';
 import { BUCKET, type FakeAws, fakeAws, PIPELINE_ARN, TABLE } from '../helpers/fake-image-builder.ts';
 import { makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 

@@ -14,8 +14,9 @@ import { decideApproval } from '../../src/cores/approval.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { AlreadyDecidedError, ApprovalExpiredError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
 import { type RunOutcome, runBake } from '../../src/local/runner.ts';
-import type { LedgerEntry, ValidationReport } from '../../src/ports.ts';
+import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { networkIsolation } from '../../src/runtime-api/sandbox.ts';
+import type { ValidationReport } from '../../src/state.ts';
 import {
   approvalRequested,
   FakeImageBuilder,

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { type RunOutcome, runBake } from '../../src/local/runner.ts';
-import type { AliasInfo } from '../../src/ports.ts';
+import type { AliasInfo } from '../../src/ports/lambda.ts';
 import { makeWorkspace, type SpecJson, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
 
 let workspaces: Workspace[] = [];

@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { runBake } from '../../src/local/runner.ts';
-import type { Json, TaskCallbacks } from '../../src/ports.ts';
+import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
+import type { Json } from '../../src/state.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
 import { FakeImageBuilder, makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 

@@ -8,7 +8,8 @@ import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunBakeOptions, runBake, runScheduledBake } from '../../src/local/runner.ts';
-import type { BakeRequest, PatchResolver } from '../../src/ports.ts';
+import type { PatchResolver } from '../../src/ports/patches.ts';
+import type { BakeRequest } from '../../src/state.ts';
 import { type FakeImageBuilder, makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 
 let workspaces: Workspace[] = [];

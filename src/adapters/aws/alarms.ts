@@ -1,5 +1,5 @@
 import { type CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
-import type { AlarmMonitor, AlarmState } from '../../ports.ts';
+import type { AlarmMonitor, AlarmState } from '../../ports/alarms.ts';
 import { cloudWatchClient } from './clients.ts';
 import { callAws } from './errors.ts';
 

@@ -1,6 +1,7 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { BakeryError } from '../../errors.ts';
-import type { BuildCache, BuiltImage } from '../../ports.ts';
+import type { BuildCache } from '../../ports/image-build.ts';
+import type { BuiltImage } from '../../state.ts';
 import { documentClient } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';

@@ -1,6 +1,7 @@
 import { SendTaskFailureCommand, SendTaskSuccessCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import { AlreadyDecidedError } from '../../errors.ts';
-import type { Json, TaskCallbacks } from '../../ports.ts';
+import type { TaskCallbacks } from '../../ports/callbacks.ts';
+import type { Json } from '../../state.ts';
 import { sfnClient } from './clients.ts';
 import { callAws, hasName } from './errors.ts';
 

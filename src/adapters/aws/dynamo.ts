@@ -9,17 +9,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
-import {
-  type ApprovalDecision,
-  type ApprovalMessage,
-  type ApprovalRecord,
-  type ApprovalStore,
-  type BakeEndEntry,
-  type BakeEndType,
-  isBakeEnd,
-  type Ledger,
-  type LedgerEntry,
-} from '../../ports.ts';
+import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore } from '../../ports/approval.ts';
+import { type BakeEndEntry, type BakeEndType, isBakeEnd, type Ledger, type LedgerEntry } from '../../ports/storage.ts';
 import { documentClient } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';

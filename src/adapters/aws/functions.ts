@@ -26,7 +26,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AliasConflictError, BakeryError, PublishVersionError, TransientBackendError } from '../../errors.ts';
-import type { AliasInfo, FunctionRegistry, FunctionVersionInfo, FunctionVersionInput } from '../../ports.ts';
+import type { AliasInfo, FunctionRegistry, FunctionVersionInfo, FunctionVersionInput } from '../../ports/lambda.ts';
 import { lambdaClient, s3Client } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { downloadUrl, type Fetch } from './download.ts';

@@ -14,19 +14,17 @@ import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ImageEventDeps } from '../../cores/image-events.ts';
 import { AlreadyDecidedError, BakeryError, RecipeError } from '../../errors.ts';
+import type { TaskCallbacks } from '../../ports/callbacks.ts';
 import type {
-  ArtefactRef,
   BuildCache,
-  BuiltImage,
-  Clock,
   ImageBuilder,
   ImageBuildOutputs,
   ImageBuildStart,
   ImageBuildTicket,
   ImageBuildTokens,
-  Json,
-  TaskCallbacks,
-} from '../../ports.ts';
+} from '../../ports/image-build.ts';
+import type { Clock } from '../../ports/system.ts';
+import type { ArtefactRef, BuiltImage, Json } from '../../state.ts';
 import { DynamoBuildCache } from './build-cache.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { documentClient, imageBuilderClient, s3Client } from './clients.ts';

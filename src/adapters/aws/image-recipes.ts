@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ComponentConfiguration, CreateImageRecipeCommandInput, ImageRecipe } from '@aws-sdk/client-imagebuilder';
 import { RecipeError } from '../../errors.ts';
-import type { ResolvedRecipe } from '../../ports.ts';
+import type { ResolvedRecipe } from '../../state.ts';
 
 /** A UUID-shaped slice of a SHA-256 (Image Builder's client tokens take 1 to 36 characters). */
 export function clientToken(seed: string): string {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { SlackCallbackDeps } from '../../cores/slack-callback.ts';
-import type { RecipeCatalog } from '../../ports.ts';
+import type { RecipeCatalog } from '../../ports/sources.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { Deps } from '../../tasks.ts';
 import { CloudWatchAlarmMonitor } from './alarms.ts';

@@ -6,7 +6,8 @@ import {
   waitForPublishedVersionActive,
 } from '@aws-sdk/client-lambda';
 import { NotFoundError, TransientBackendError } from '../../errors.ts';
-import type { FunctionInvoker, InvokeOutcome, InvokeSession, Json } from '../../ports.ts';
+import type { FunctionInvoker, InvokeOutcome, InvokeSession } from '../../ports/lambda.ts';
+import type { Json } from '../../state.ts';
 import { lambdaClient } from './clients.ts';
 import { callAws, hasName } from './errors.ts';
 import { DEFAULT_WAIT, type WaitOptions } from './functions.ts';

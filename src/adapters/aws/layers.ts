@@ -14,7 +14,8 @@ import {
 } from '@aws-sdk/client-lambda';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BakeryError } from '../../errors.ts';
-import type { LayerPublishInput, LayerRegistry, LayerVersionDetails, LayerVersionInfo } from '../../ports.ts';
+import type { LayerPublishInput, LayerRegistry, LayerVersionDetails } from '../../ports/lambda.ts';
+import type { LayerVersionInfo } from '../../state.ts';
 import { lambdaClient, s3Client } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';
 import { downloadUrl, type Fetch } from './download.ts';

@@ -10,7 +10,8 @@ import {
 } from '@slack/web-api';
 import { APPROVE_ACTION, type ClickReplies, REJECT_ACTION } from '../../cores/slack-callback.ts';
 import { BakeryError, TransientBackendError } from '../../errors.ts';
-import type { ApprovalMessage, ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
+import type { ApprovalMessage, ApprovalRecord } from '../../ports/approval.ts';
+import type { DriftReport, Notifier } from '../../ports/notifier.ts';
 import { resolveSetting, type Setting } from './config.ts';
 
 type Blocks = Extract<ChatPostMessageArguments, { blocks: unknown }>['blocks'];

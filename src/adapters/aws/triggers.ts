@@ -1,6 +1,7 @@
 import { ListObjectVersionsCommand, type ListObjectVersionsCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import type { BakeRequest, BakeStarter, SourceCatalog, SourceObject } from '../../ports.ts';
+import type { BakeStarter, SourceCatalog, SourceObject } from '../../ports/triggers.ts';
+import type { BakeRequest } from '../../state.ts';
 import { s3Client, sfnClient } from './clients.ts';
 import { fromEnv, resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../../errors.ts';
-import type { AlarmMonitor, AlarmState } from '../../ports.ts';
+import type { AlarmMonitor, AlarmState } from '../../ports/alarms.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../../util/fsx.ts';
 import type { LocalHome } from './home.ts';
 

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { BakeSource, SourceReader } from '../../ports.ts';
+import type { SourceReader } from '../../ports/sources.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
+import type { BakeSource } from '../../state.ts';
 import type { Deps } from '../../tasks.ts';
 import type { SlackNotifier } from '../aws/slack.ts';
 import { LocalAlarms } from './alarms.ts';

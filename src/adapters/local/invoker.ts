@@ -3,9 +3,10 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.ts';
-import type { FunctionInvoker, InvokeOutcome, InvokeSession, Json } from '../../ports.ts';
+import type { FunctionInvoker, InvokeOutcome, InvokeSession } from '../../ports/lambda.ts';
 import { killSandbox, type NetworkMode, networkIsolation, spawnBootstrap } from '../../runtime-api/sandbox.ts';
 import { RuntimeApiServer } from '../../runtime-api/server.ts';
+import type { Json } from '../../state.ts';
 import { unzipTo } from '../../zip/deterministic.ts';
 import type { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
 

@@ -1,4 +1,5 @@
-import type { ApprovalMessage, ApprovalRecord, DriftReport, Notifier } from '../../ports.ts';
+import type { ApprovalMessage, ApprovalRecord } from '../../ports/approval.ts';
+import type { DriftReport, Notifier } from '../../ports/notifier.ts';
 import { bakeryCommand } from '../../util/self-command.ts';
 
 /** The local stand-in for Slack: approval requests and outcomes printed to the terminal. */

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { compareSemver, nodePins, semver } from '../../cores/patch.ts';
-import type { PatchResolver, ResolvedRecipe, RuntimePatch } from '../../ports.ts';
+import type { PatchResolver, RuntimePatch } from '../../ports/patches.ts';
+import type { ResolvedRecipe } from '../../state.ts';
 import { sha256File } from '../../util/fsx.ts';
 
 /**

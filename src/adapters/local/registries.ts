@@ -10,8 +10,8 @@ import type {
   LayerPublishInput,
   LayerRegistry,
   LayerVersionDetails,
-  LayerVersionInfo,
-} from '../../ports.ts';
+} from '../../ports/lambda.ts';
+import type { LayerVersionInfo } from '../../state.ts';
 import { createJsonExclusive, readJsonIfExists, sha256File, writeJsonAtomic } from '../../util/fsx.ts';
 import { canonicalJson } from '../../util/json.ts';
 import type { LocalHome } from './home.ts';

@@ -4,21 +4,10 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, InputError, NotFoundError } from '../../errors.ts';
-import {
-  type ApprovalDecision,
-  type ApprovalMessage,
-  type ApprovalRecord,
-  type ApprovalStore,
-  type ArtefactRef,
-  type ArtefactStore,
-  type BakeEndEntry,
-  type BakeEndType,
-  isBakeEnd,
-  type Json,
-  type Ledger,
-  type LedgerEntry,
-  type TaskCallbacks,
-} from '../../ports.ts';
+import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore } from '../../ports/approval.ts';
+import type { TaskCallbacks } from '../../ports/callbacks.ts';
+import { type ArtefactStore, type BakeEndEntry, type BakeEndType, isBakeEnd, type Ledger, type LedgerEntry } from '../../ports/storage.ts';
+import type { ArtefactRef, Json } from '../../state.ts';
 import {
   appendLineDurable,
   createJsonExclusive,

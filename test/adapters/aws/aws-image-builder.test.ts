@@ -11,7 +11,9 @@ import { AwsImageBuilder, buildClientToken, imageBuildTokenKey } from '../../../
 import { keyedRecipeInput, recipeVersion } from '../../../src/adapters/aws/image-recipes.ts';
 import { bakeKey } from '../../../src/cores/image.ts';
 import { RecipeError, TransientBackendError } from '../../../src/errors.ts';
-import type { BuiltImage, ImageBuildStart, Json, ResolvedRecipe, TaskCallbacks } from '../../../src/ports.ts';
+import type { TaskCallbacks } from '../../../src/ports/callbacks.ts';
+import type { ImageBuildStart } from '../../../src/ports/image-build.ts';
+import type { BuiltImage, Json, ResolvedRecipe } from '../../../src/state.ts';
 import {
   BUCKET,
   DEPLOYED_RECIPE_ARN,

@@ -4,7 +4,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApprovalStore, DynamoLedger } from '../../../src/adapters/aws/dynamo.ts';
 import { AlreadyDecidedError, NotFoundError, TransientBackendError } from '../../../src/errors.ts';
-import type { ApprovalDecision, LedgerEntry } from '../../../src/ports.ts';
+import type { ApprovalDecision } from '../../../src/ports/approval.ts';
+import type { LedgerEntry } from '../../../src/ports/storage.ts';
 import { approvalRecord, awsError } from './fixtures.ts';
 
 const client = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'eu-west-1' }));

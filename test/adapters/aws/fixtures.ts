@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3';
-import type { ApprovalRecord } from '../../../src/ports.ts';
+import type { ApprovalRecord } from '../../../src/ports/approval.ts';
 import { type ZipResult, zipTree } from '../../../src/zip/deterministic.ts';
 
 /** A fresh temporary directory and its removal. */

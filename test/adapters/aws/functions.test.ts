@@ -24,7 +24,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LambdaFunctionRegistry } from '../../../src/adapters/aws/functions.ts';
 import { DIRECT_UPLOAD_MAX_BYTES } from '../../../src/adapters/aws/layers.ts';
 import { AliasConflictError, PublishVersionError, TransientBackendError } from '../../../src/errors.ts';
-import type { FunctionVersionInput } from '../../../src/ports.ts';
+import type { FunctionVersionInput } from '../../../src/ports/lambda.ts';
 import { tempDir } from './fixtures.ts';
 
 const lambdaClient = new LambdaClient({ region: 'eu-west-1' });

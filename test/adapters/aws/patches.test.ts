@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AwsPatchResolver } from '../../../src/adapters/aws/patches.ts';
 import { BakeryError, TransientBackendError } from '../../../src/errors.ts';
-import type { ResolvedRecipe } from '../../../src/ports.ts';
+import type { ResolvedRecipe } from '../../../src/state.ts';
 import { resolvedBake } from '../../helpers/fixtures.ts';
 import { rejection } from '../../helpers/rejection.ts';
 import { awsError } from './fixtures.ts';

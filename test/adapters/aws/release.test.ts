@@ -27,7 +27,7 @@ import { manifestKey } from '../../../src/cores/record.ts';
 import { release, shiftTraffic } from '../../../src/cores/release.ts';
 import { rollback } from '../../../src/cores/rollback.ts';
 import { AliasConflictError, CanaryAlarmError, TransientBackendError } from '../../../src/errors.ts';
-import type { LedgerEntry } from '../../../src/ports.ts';
+import type { LedgerEntry } from '../../../src/ports/storage.ts';
 import { parseSpec } from '../../../src/spec.ts';
 import { publishedVersions, resolvedBake } from '../../helpers/fixtures.ts';
 import { FakeClock } from '../../helpers/memory.ts';

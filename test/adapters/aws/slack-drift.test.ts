@@ -4,7 +4,7 @@ import { type FetchFunction, LogLevel } from '@slack/web-api';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SlackNotifier } from '../../../src/adapters/aws/slack.ts';
-import type { DriftReport } from '../../../src/ports.ts';
+import type { DriftReport } from '../../../src/ports/notifier.ts';
 
 const ssm = mockClient(SSMClient);
 const PARAM = '/bakery/slack/bot-token';

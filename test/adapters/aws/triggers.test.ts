@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/adapters/aws/config.ts';
 import { buildTriggerDeps, S3SourceCatalog, SfnBakeStarter } from '../../../src/adapters/aws/triggers.ts';
 import { TransientBackendError } from '../../../src/errors.ts';
-import type { BakeRequest } from '../../../src/ports.ts';
+import type { BakeRequest } from '../../../src/state.ts';
 import { rejection } from '../../helpers/rejection.ts';
 import { awsError } from './fixtures.ts';
 

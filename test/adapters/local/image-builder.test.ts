@@ -6,9 +6,10 @@ import { LocalHome } from '../../../src/adapters/local/home.ts';
 import { LocalImageBuilder, treeSha256 } from '../../../src/adapters/local/image-builder.ts';
 import { bakeKey } from '../../../src/cores/image.ts';
 import { ImageBuildFailedError } from '../../../src/errors.ts';
-import type { Json, TaskCallbacks } from '../../../src/ports.ts';
+import type { TaskCallbacks } from '../../../src/ports/callbacks.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../../../src/recipes/recipe.ts';
 import type { StepEvent } from '../../../src/recipes/toe.ts';
+import type { Json } from '../../../src/state.ts';
 
 /** A recipe whose build writes one file from a pinned parameter and a runtime file. */
 async function writeTinyRecipe(layers: string): Promise<void> {

@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalHome } from '../../../src/adapters/local/home.ts';
 import { LocalLedger } from '../../../src/adapters/local/stores.ts';
 import { PROJECT_ROOT } from '../../../src/local/asl.ts';
-import type { LedgerEntry } from '../../../src/ports.ts';
+import type { LedgerEntry } from '../../../src/ports/storage.ts';
 import { NODE22 } from '../../helpers/local-bake.ts';
 
 const STORES = pathToFileURL(path.join(PROJECT_ROOT, 'src', 'adapters', 'local', 'stores.ts')).href;

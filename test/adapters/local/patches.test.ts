@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { InstalledNodePatchResolver } from '../../../src/adapters/local/patches.ts';
 import { PROJECT_ROOT } from '../../../src/local/asl.ts';
-import type { ResolvedRecipe } from '../../../src/ports.ts';
+import type { ResolvedRecipe } from '../../../src/state.ts';
 import { resolvedBake } from '../../helpers/fixtures.ts';
 
 const recipe = (overrides: Partial<ResolvedRecipe> = {}): ResolvedRecipe => ({ ...resolvedBake().recipe, ...overrides });

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalHome } from '../../../src/adapters/local/home.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry, localLayerArn } from '../../../src/adapters/local/registries.ts';
 import { AliasConflictError, InputError } from '../../../src/errors.ts';
-import type { FunctionVersionInput } from '../../../src/ports.ts';
+import type { FunctionVersionInput } from '../../../src/ports/lambda.ts';
 import { exists, sha256File } from '../../../src/util/fsx.ts';
 import { rejection } from '../../helpers/rejection.ts';
 

@@ -6,7 +6,8 @@ import { LocalHome } from '../../../src/adapters/local/home.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry } from '../../../src/adapters/local/registries.ts';
 import { LocalApprovalStore, LocalLedger, LocalTaskCallbacks } from '../../../src/adapters/local/stores.ts';
 import { AliasConflictError, AlreadyDecidedError, StateDirError } from '../../../src/errors.ts';
-import type { ApprovalRecord, FunctionVersionInput } from '../../../src/ports.ts';
+import type { ApprovalRecord } from '../../../src/ports/approval.ts';
+import type { FunctionVersionInput } from '../../../src/ports/lambda.ts';
 import { createFileExclusive, sha256File } from '../../../src/util/fsx.ts';
 
 describe('local backend stores', () => {
