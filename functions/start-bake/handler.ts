@@ -8,10 +8,17 @@ import { createTriggerDeps, type TriggerDeps } from '../../src/adapters/aws/trig
 import { type StartOutcome, startS3Bake } from '../../src/cores/trigger.ts';
 import { logger } from '../../src/lambda.ts';
 
-/** S3's "Object Created" event as EventBridge delivers it (note `detail.object.version-id`). */
+/**
+ * S3's "Object Created" event as EventBridge delivers it (note `detail.object.version-id`).
+ * Powertools declares `source-ip-address` IPv4 only; S3 reports an IPv6 client as it came
+ * (dual-stack endpoints), and such an upload must bake too.
+ */
 export const ObjectCreatedEventSchema = S3EventNotificationEventBridgeSchema.extend({
   source: z.literal('aws.s3'),
   'detail-type': z.literal('Object Created'),
+  detail: S3EventNotificationEventBridgeSchema.shape.detail.extend({
+    'source-ip-address': z.union([z.ipv4(), z.ipv6()]).optional(),
+  }),
 });
 
 export type ObjectCreatedEvent = z.output<typeof ObjectCreatedEventSchema>;

@@ -78,6 +78,20 @@ describe('start-bake handler', () => {
     expect(parseBakeRequest(request)).toEqual(request);
   });
 
+  it('starts the bake of an upload made over IPv6 (S3 reports the client address as it came)', async () => {
+    // Prepare
+    sfn.on(StartExecutionCommand).resolves({ executionArn: `${MACHINE}:x`, startDate: new Date() });
+    const event = objectCreated();
+    event.detail['source-ip-address'] = '2001:db8:85a3::8a2e:370:7334';
+
+    // Act
+    const outcome = await handler(event, context);
+
+    // Assess
+    expect(outcome).toMatchObject({ started: true });
+    expect(sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
+  });
+
   it('starts one execution when EventBridge delivers the same event twice', async () => {
     // Prepare: Step Functions as far as names go (the second start of a name fails).
     const names = new Set<string>();
