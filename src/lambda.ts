@@ -42,7 +42,11 @@ function describeOutcome(outcome: SlackOutcome): Record<string, unknown> {
  * The core answers every request itself (401, 400, 200, 500); an error that escapes it
  * anyway becomes a 500 without details.
  */
-export function slackCallbackHandler(deps: () => SlackCallbackDeps) {
+export function slackCallbackHandler(
+  deps: () => SlackCallbackDeps,
+  options: { stopBeforeTimeoutMs?: number } = {},
+) {
+  const margin = options.stopBeforeTimeoutMs ?? 500;
   return middy<LambdaFunctionURLEvent, LambdaFunctionURLResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use({
@@ -51,13 +55,22 @@ export function slackCallbackHandler(deps: () => SlackCallbackDeps) {
         request.response = { statusCode: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'internal error' };
       },
     })
-    .handler(async (event) => {
+    .handler(async (event, context) => {
       logger.appendKeys({ task: 'slackCallback' });
       const rawBody = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8');
-      const { response, outcome } = await handleSlackInteraction(
+      const { response, outcome, followUp } = await handleSlackInteraction(
         { headers: event.headers, rawBody },
         { ...deps(), log: (message, detail) => logger.error(message, detail) },
       );
+      // Lambda freezes the container once the handler returns: the message update and the
+      // reply to the clicker still under way would be lost. Wait for them within the time
+      // left (Slack then gets its answer late, which it shows, but the update happens).
+      const left = context.getRemainingTimeInMillis() - margin;
+      if (left > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([followUp, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
+        clearTimeout(timer);
+      }
       if (outcome.kind === 'unauthenticated' || outcome.kind === 'malformed')
         logger.warn('slack request refused', describeOutcome(outcome));
       else logger.info('slack interaction', describeOutcome(outcome));

@@ -13,8 +13,9 @@ import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { handler } from '../../functions/slack-callback/handler.ts';
-import { APPROVE_ACTION, REJECT_ACTION } from '../../src/cores/slack-callback.ts';
-import { logger } from '../../src/lambda.ts';
+import { buildSlackCallbackDeps } from '../../src/adapters/aws/index.ts';
+import { APPROVE_ACTION, DEFAULT_ANSWER_WITHIN_MS, REJECT_ACTION } from '../../src/cores/slack-callback.ts';
+import { logger, slackCallbackHandler } from '../../src/lambda.ts';
 import type { ApprovalDecision } from '../../src/ports/approval.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
 import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
@@ -159,6 +160,33 @@ describe('slackCallback handler', () => {
     expect(update?.form.get('ts')).toBe(MESSAGE.ts);
     expect(update?.form.get('blocks')).toContain(`:white_check_mark: *Approved* by <@${APPROVER}>`);
     expect(update?.headers.authorization).toBe('Bearer xoxb-test-token');
+  });
+
+  it('returns only once the message update is done (within the time Lambda has left), so a frozen container loses nothing', async () => {
+    // Prepare: updating the message takes longer than the answer waits for (2.5 s).
+    dynamo.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: { ':d': ApprovalDecision } }) => ({
+      Attributes: { ...ITEM, decision: input.ExpressionAttributeValues[':d'] },
+    }));
+    let updated = false;
+    const real = buildSlackCallbackDeps();
+    const slow = slackCallbackHandler(() => ({
+      ...real,
+      notifier: {
+        approvalDecided: async (record) => {
+          await new Promise((resolve) => setTimeout(resolve, DEFAULT_ANSWER_WITHIN_MS + 200));
+          await real.notifier.approvalDecided(record);
+          updated = true;
+        },
+      },
+    }));
+
+    // Act
+    const response = await slow(urlEvent(click(APPROVER)), context);
+
+    // Assess: by the time the handler returned, Slack had the update.
+    expect(response).toMatchObject({ statusCode: 200 });
+    expect(updated).toBe(true);
+    expect(slack.calls('chat.update')).toHaveLength(1);
   });
 
   it('takes a body that is not base64-encoded as well', async () => {
