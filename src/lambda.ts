@@ -42,10 +42,7 @@ function describeOutcome(outcome: SlackOutcome): Record<string, unknown> {
  * The core answers every request itself (401, 400, 200, 500); an error that escapes it
  * anyway becomes a 500 without details.
  */
-export function slackCallbackHandler(
-  deps: () => SlackCallbackDeps,
-  options: { stopBeforeTimeoutMs?: number } = {},
-) {
+export function slackCallbackHandler(deps: () => SlackCallbackDeps, options: { stopBeforeTimeoutMs?: number } = {}) {
   const margin = options.stopBeforeTimeoutMs ?? 500;
   return middy<LambdaFunctionURLEvent, LambdaFunctionURLResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
