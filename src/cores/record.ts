@@ -73,6 +73,8 @@ export interface ManifestFunction {
   layers?: string[];
   /** Names only: values may be secrets, and drift is about what was changed by hand. */
   environmentNames?: string[];
+  memorySize?: number;
+  timeout?: number;
 }
 
 function manifestFunctions(state: BakeState): ManifestFunction[] {
@@ -80,7 +82,14 @@ function manifestFunctions(state: BakeState): ManifestFunction[] {
     const resolved = state.bake?.functions.find((f) => f.name === published.name);
     return {
       ...published,
-      ...(resolved ? { handler: resolved.handler, environmentNames: Object.keys(resolved.environment).sort() } : {}),
+      ...(resolved
+        ? {
+            handler: resolved.handler,
+            environmentNames: Object.keys(resolved.environment).sort(),
+            memorySize: resolved.memorySize,
+            timeout: resolved.timeout,
+          }
+        : {}),
       ...(state.bake ? { runtime: state.bake.recipe.runtime } : {}),
       // Exactly what PublishVersion attached (and checked): the runtime layer, then the spec's extra layers.
       ...(state.layer ? { layers: [state.layer.arn, ...(state.bake ? extraLayers(state.bake, published.name).arns : [])] } : {}),

@@ -119,8 +119,18 @@ export async function verifyBake(bakeId: string, deps: VerifyDeps): Promise<Veri
       if (!version) continue;
       checks.push(check(subject, 'CodeSha256 (as Lambda reports it)', fn.codeSha256, version.codeSha256));
       // Manifests written before the layers were recorded per function pinned the runtime layer only.
-      const layers = (fn as { layers?: string[] }).layers ?? (layer ? [layer.arn] : null);
-      if (layers) checks.push(check(subject, 'layers', layers.join(', ') || '(none)', version.layers.join(', ') || '(none)'));
+      const layers = fn.layers ?? (layer ? [layer.arn] : null);
+      if (layers) checks.push(check(subject, 'layers (in order)', layers.join(', ') || '(none)', version.layers.join(', ') || '(none)'));
+      // Every other field the manifest recorded (older manifests recorded fewer; a missing one is not checked).
+      const runtime = fn.runtime ?? manifest.recipe?.runtime;
+      if (runtime !== undefined) checks.push(check(subject, 'runtime', runtime, version.runtime));
+      if (fn.handler !== undefined) checks.push(check(subject, 'handler', fn.handler, version.handler));
+      if (fn.environmentNames) {
+        const names = (list: string[]) => list.join(', ') || '(none)';
+        checks.push(check(subject, 'environment names', names(fn.environmentNames), names(Object.keys(version.environment).sort())));
+      }
+      if (fn.memorySize !== undefined) checks.push(check(subject, 'memory size (MB)', fn.memorySize, version.memorySize ?? null));
+      if (fn.timeout !== undefined) checks.push(check(subject, 'timeout (s)', fn.timeout, version.timeout ?? null));
       const file = path.join(work, `code-${index}.zip`);
       if (await deps.functions.downloadCode(fn.name, fn.version, file)) {
         checks.push(check(subject, 'code content SHA-256', fn.codeSha256, (await sha256File(file)).base64));

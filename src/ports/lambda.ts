@@ -53,6 +53,9 @@ export interface FunctionVersionInfo {
   runtime: string;
   layers: string[];
   environment: Record<string, string>;
+  /** MB of memory and seconds of timeout the version runs with (set by every registry; optional for older fakes). */
+  memorySize?: number;
+  timeout?: number;
 }
 
 export interface AliasInfo {

@@ -4,18 +4,25 @@ import { describeEntry, history } from '../../src/cores/history.ts';
 import { type ManifestFunction, manifestKey } from '../../src/cores/record.ts';
 import type { FunctionVersionInfo } from '../../src/ports/lambda.ts';
 import type { LedgerEntry } from '../../src/ports/storage.ts';
+import type { ArtefactRef } from '../../src/state.ts';
 import { FakeClock, MemoryArtefactStore, MemoryFunctionRegistry, MemoryLedger, RecordingNotifier } from '../helpers/memory.ts';
 
 const LAYER = (n: number) => `arn:aws:lambda:eu-west-1:123456789012:layer:hello-node22:${n}`;
 
-const released = (bakeId: string, name: string, from: string | null, to: string): LedgerEntry => ({
+const released = (
+  bakeId: string,
+  name: string,
+  from: string | null,
+  to: string,
+  manifest: ArtefactRef = { uri: `mem://${manifestKey(bakeId)}`, sha256Hex: '00', size: 1 },
+): LedgerEntry => ({
   type: 'released',
   bakeId,
   at: '2026-11-22T07:30:00.000Z',
   trigger: { type: 'cli', user: 'ana' },
   layer: { arn: LAYER(Number(to)), version: Number(to), codeSha256: 'l=' },
   functions: [{ name, alias: 'live', from, to, changed: true }],
-  manifest: { uri: `mem://${manifestKey(bakeId)}`, sha256Hex: '00', size: 1 },
+  manifest,
 });
 
 const version = (name: string, v: string, overrides: Partial<FunctionVersionInfo> = {}): FunctionVersionInfo => ({
@@ -54,13 +61,13 @@ async function world() {
     ['b3', published[2] as FunctionVersionInfo, null],
   ];
   for (const [bakeId, v, from] of bakes) {
-    await artefacts.putJson(manifestKey(bakeId), {
+    const manifest = await artefacts.putJson(manifestKey(bakeId), {
       bakeId,
       layer: { arn: v.layers[0] },
       recipe: { runtime: v.runtime },
       functions: [recorded(v)],
     });
-    ledger.entries.push(released(bakeId, v.name, from, v.version));
+    ledger.entries.push(released(bakeId, v.name, from, v.version, manifest));
   }
   functions.seedAlias('hello', 'live', '2');
   functions.seedAlias('bye', 'live', '1');
@@ -206,11 +213,13 @@ describe('drift', () => {
 
   it('falls back to the layer and runtime of a manifest written before the configuration was recorded', async () => {
     const deps = await world();
-    await deps.artefacts.putJson(manifestKey('b2'), {
+    const rewritten = await deps.artefacts.putJson(manifestKey('b2'), {
       layer: { arn: LAYER(2) },
       recipe: { runtime: 'provided.al2023' },
       functions: [{ name: 'hello', version: '2', codeSha256: 'code-hello-2', alias: 'live' }],
     });
+    // As the ledger referenced the older manifest when it was written.
+    for (const e of deps.ledger.entries) if (e.type === 'released' && e.bakeId === 'b2') e.manifest = rewritten;
     tamper(deps.functions, 'hello', '2', (v) => {
       v.layers = [LAYER(5)];
       v.environment = { ANYTHING: 'x' };

@@ -80,6 +80,8 @@ describe('recordSuccess', () => {
           runtime: 'provided.al2023',
           layers: [state.layer.arn],
           environmentNames: [],
+          memorySize: 256,
+          timeout: 10,
         },
       ],
       validation: state.validation,

@@ -40,7 +40,12 @@ describe('verifyBake on the local backend', () => {
       `layer ${first.layer.arn} | unzipped size`,
       'hello:1 | exists',
       'hello:1 | CodeSha256 (as Lambda reports it)',
-      'hello:1 | layers',
+      'hello:1 | layers (in order)',
+      'hello:1 | runtime',
+      'hello:1 | handler',
+      'hello:1 | environment names',
+      'hello:1 | memory size (MB)',
+      'hello:1 | timeout (s)',
       'hello:1 | code content SHA-256',
     ]);
     expect(result.checks.find((c) => c.property === 'content SHA-256')?.actual).toBe(first.layer.codeSha256);
@@ -85,7 +90,7 @@ describe('verifyBake on the local backend', () => {
 
     // Assess
     expect(result.mismatches.map((m) => `${m.subject} | ${m.property}`)).toEqual([
-      'hello:1 | layers',
+      'hello:1 | layers (in order)',
       'hello:1 | code content SHA-256',
       'worker:1 | exists',
     ]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { GetAliasCommand, GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -8,6 +9,10 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { handler } from '../../functions/drift-check/handler.ts';
 import { manifestKey } from '../../src/cores/record.ts';
 import { logger } from '../../src/lambda.ts';
+
+const MANIFEST = JSON.stringify({ functions: [{ name: 'baked-hello', version: '5', codeSha256: 'code=', alias: 'live' }] });
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 import { lambdaContext } from '../helpers/lambda-context.ts';
 import { rejection } from '../helpers/rejection.ts';
 
@@ -61,7 +66,7 @@ describe('drift-check handler', () => {
             trigger: { type: 'cli', user: 'ana' },
             layer: { arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:baked-node22:4', version: 4, codeSha256: 'l=' },
             functions: [{ name: 'baked-hello', alias: 'live', from: null, to: '5', changed: true }],
-            manifest: { uri: 's3://artefacts/manifests/b1.json', sha256Hex: '00', size: 1 },
+            manifest: { uri: 's3://artefacts/manifests/b1.json', sha256Hex: sha256(MANIFEST), size: MANIFEST.length },
           },
         },
       ],
@@ -69,7 +74,7 @@ describe('drift-check handler', () => {
     lambda.on(GetAliasCommand).resolves({ FunctionVersion: '5', RevisionId: 'r5' });
     lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '5', CodeSha256: 'code=' });
     s3.on(GetObjectCommand).callsFake(() => ({
-      Body: Readable.from([JSON.stringify({ functions: [{ name: 'baked-hello', version: '5', codeSha256: 'code=', alias: 'live' }] })]),
+      Body: Readable.from([MANIFEST]),
     }));
 
     // Act

@@ -3,7 +3,9 @@
  * Each records the calls a test wants to assert on; none touches the network.
  */
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
 import type { AlarmMonitor, AlarmState } from '../../src/ports/alarms.ts';
@@ -46,9 +48,13 @@ export class MemoryArtefactStore implements ArtefactStore {
     return { uri: `mem://${key}`, sha256Hex: sha256(bytes).toString('hex'), size: bytes.length };
   }
 
+  /** The bytes of each JSON artefact as put, so `fetchFile` serves them as a store does. */
+  private readonly texts = new Map<string, string>();
+
   async putJson(key: string, value: unknown): Promise<ArtefactRef> {
     const text = JSON.stringify(value);
     this.json.set(key, JSON.parse(text));
+    this.texts.set(key, text);
     return { uri: `mem://${key}`, sha256Hex: sha256(text).toString('hex'), size: Buffer.byteLength(text) };
   }
 
@@ -57,8 +63,15 @@ export class MemoryArtefactStore implements ArtefactStore {
   }
 
   async fetchFile(ref: ArtefactRef): Promise<string> {
-    const file = this.files.get(ref.uri.replace(/^mem:\/\//, ''));
+    const key = ref.uri.replace(/^mem:\/\//, '');
+    const file = this.files.get(key);
     if (file) return file;
+    const text = this.texts.get(key);
+    if (text !== undefined) {
+      const copy = path.join(await mkdtemp(path.join(os.tmpdir(), 'bakery-memory-artefact-')), path.basename(key));
+      await writeFile(copy, text);
+      return copy;
+    }
     if (ref.uri.startsWith('file:')) return fileURLToPath(ref.uri);
     throw new NotFoundError(`no artefact ${ref.uri}`);
   }

@@ -54,6 +54,8 @@ function versionInfo(name: string, c: FunctionConfiguration, what: string): Func
     runtime: c.Runtime ?? '',
     layers: (c.Layers ?? []).flatMap((l) => (l.Arn ? [l.Arn] : [])),
     environment: c.Environment?.Variables ?? {},
+    ...(c.MemorySize === undefined ? {} : { memorySize: c.MemorySize }),
+    ...(c.Timeout === undefined ? {} : { timeout: c.Timeout }),
   };
 }
 

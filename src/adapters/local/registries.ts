@@ -428,5 +428,7 @@ function info(v: StoredVersion): FunctionVersionInfo {
     runtime: v.runtime,
     layers: v.layers,
     environment: v.environment,
+    memorySize: v.memorySize,
+    timeout: v.timeout,
   };
 }

@@ -216,7 +216,7 @@ describe('verify and prune against AWS (aws-sdk-client-mock)', () => {
         `layer ${layerArn(2)} | content SHA-256 | ${b64('swapped layer')}`,
         `layer ${layerArn(2)} | content size | ${'swapped layer'.length}`,
         `layer ${layerArn(2)} | unzipped size | null`,
-        `hello:2 | layers | ${layerArn(9)}`,
+        `hello:2 | layers (in order) | ${layerArn(9)}`,
       ]);
     });
 
