@@ -76,15 +76,47 @@ describe('publishLayer', () => {
     expect(second).toEqual({ ...first, reused: true });
   });
 
+  it('reuses the layer of a runtime zipped before by its SHA-256, without fetching or zipping the tree', async () => {
+    // Prepare
+    const layers = new MemoryLayerRegistry();
+    const artefacts = new MemoryArtefactStore();
+    const first = await publishLayer({ bake: resolvedBake(), image }, { artefacts, layers });
+    // Gone: a zip now would fail, so the reuse below cannot have zipped.
+    await rm(tree, { recursive: true, force: true });
+
+    // Act
+    const second = await publishLayer({ bake: resolvedBake({ bakeId: 'hello-20261123T000000-beef' }), image }, { artefacts, layers });
+
+    // Assess
+    expect(layers.published).toHaveLength(1);
+    expect(second).toEqual({ ...first, reused: true });
+  });
+
+  it('zips and publishes again when the layer version of a runtime zipped before is gone', async () => {
+    // Prepare
+    const artefacts = new MemoryArtefactStore();
+    const first = await publishLayer({ bake: resolvedBake(), image }, { artefacts, layers: new MemoryLayerRegistry() });
+    const layers = new MemoryLayerRegistry();
+
+    // Act
+    const second = await publishLayer({ bake: resolvedBake(), image }, { artefacts, layers });
+
+    // Assess
+    expect(layers.published).toHaveLength(1);
+    expect(second).toMatchObject({ codeSha256: first.codeSha256, reused: false });
+  });
+
   it('publishes a new version when the tree changed', async () => {
     // Prepare
     const layers = new MemoryLayerRegistry();
     const artefacts = new MemoryArtefactStore();
     const first = await publishLayer({ bake: resolvedBake(), image }, { artefacts, layers });
     await writeFile(path.join(tree, 'runtime', 'index.mjs'), 'console.log(2)\n');
+    // A changed tree is a new build, with its own SHA-256.
+    const rebuilt = { ...image, runtime: { ...image.runtime, sha256Hex: '44'.repeat(32) } };
 
     // Act
-    const second = await publishLayer({ bake: resolvedBake(), image }, { artefacts, layers });
+    const second = await publishLayer({ bake: resolvedBake(), image: rebuilt }, { artefacts, layers });
 
     // Assess
     expect(layers.published).toHaveLength(2);

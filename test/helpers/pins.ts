@@ -17,6 +17,7 @@ import { publishVersions } from '../../src/cores/version.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import type { PublishedLayer, PublishedVersions, ReleaseResult, ResolvedBake } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
+import { treeSha256 } from '../../src/zip/tree.ts';
 import { builtImage, functionSpec, resolvedBake, resolvedFunction } from './fixtures.ts';
 
 export interface LocalBackend {
@@ -83,7 +84,9 @@ export async function recordBake(
     resolved,
   });
   const deps = backend.deps;
-  const image = builtImage(pathToFileURL(tree).href);
+  // The tree's own identity, as a build reports it: PublishLayer reuses a layer zip by it.
+  const built = builtImage(pathToFileURL(tree).href);
+  const image = { ...built, runtime: { ...built.runtime, sha256Hex: (await treeSha256(tree)).hex } };
   const layer = await publishLayer({ bake, image }, deps);
   const versions = await publishVersions({ bake, layer }, deps);
   if (options.fail) {
