@@ -79,8 +79,10 @@ async function bakeKilledAt(ws: Workspace, bakeId: string, pauseAt: string | 'ap
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`the bake ended before ${pauseAt}:\n${output}`);
     if (pauseAt === 'approval') {
+      // Waiting on its token, with its approval record stored (before that, there is nothing to decide yet).
       const [execution] = await listExecutions(ws.home);
-      return execution?.status === 'waiting' ? true : undefined;
+      if (execution?.status !== 'waiting') return undefined;
+      return (await ws.deps.approvals.findByBake(bakeId)) ? true : undefined;
     }
     return output.includes(`(test) paused at ${pauseAt}`) ? true : undefined;
   }, `the bake to reach ${pauseAt}`);
