@@ -24,7 +24,7 @@ import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
-import { renderExecutions } from './render.ts';
+import { renderBakeStep, renderBuildStep, renderExecutions, renderOutcome, renderStatus, renderTo } from './render.ts';
 import { addServeCommands } from './serve.ts';
 import { addSlackCommands } from './slack.ts';
 
@@ -113,30 +113,14 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
   /** Test-only: BAKERY_TEST_PAUSE_AT stops a bake at a named point until it is killed (see RunBakeOptions.pauseAt). */
   const testPause = () => (io.env.BAKERY_TEST_PAUSE_AT ? { pauseAt: io.env.BAKERY_TEST_PAUSE_AT } : {});
 
-  /** The end of `bake` and `resume`: what was released, or why nothing was. */
+  /** The end of `bake` and `resume`: what was released, or why nothing was (exit 1). */
   const report = (outcome: RunOutcome | UpToDateOutcome, bakeId: string) => {
     line();
-    if (outcome.status === 'failed') {
-      io.err(`bake ${outcome.bakeId ?? bakeId} failed in ${outcome.state}: ${outcome.error}\n${outcome.cause}\n`);
-      io.err('nothing was released: every alias is where it was.\n');
-      throw new ExitError(ExitCodes.Failed);
-    }
-    if (outcome.status === 'upToDate') {
-      line(`bake ${outcome.bakeId} is up to date: nothing was built, published or released`);
-      return;
-    }
-    const { layer, release, record } = outcome.output;
-    line(`bake ${outcome.bakeId} released`);
-    if (layer) {
-      line(`  layer     ${layer.arn} (${layer.reused ? 'reused: same bytes as before' : 'new version'})`);
-      line(`  sha256    ${layer.sha256Hex}`);
-    }
-    for (const move of release?.functions ?? []) {
-      line(
-        `  ${move.name.padEnd(9)} version ${move.to}; alias ${move.alias} → ${move.to}${move.changed ? ` (was ${move.from ?? 'unset'})` : ' (unchanged)'}`,
-      );
-    }
-    line(`  manifest  ${record.manifest.uri}`);
+    const rendered = renderOutcome(outcome, bakeId);
+    for (const text of rendered.out) line(text);
+    if (rendered.err.length === 0) return;
+    io.err(rendered.err.map((text) => `${text}\n`).join(''));
+    throw new ExitError(ExitCodes.Failed);
   };
 
   /**
@@ -210,10 +194,8 @@ Exit codes:
       const d = await deps({
         create: true,
         onStep: (e) => {
-          if (e.status !== 'started')
-            line(
-              `    ${e.status === 'succeeded' ? '·' : '!'} ${e.phase} › ${e.step} ${e.status} (${((e.durationMs ?? 0) / 1000).toFixed(1)} s)`,
-            );
+          const text = renderBakeStep(e);
+          if (text !== undefined) line(text);
         },
         waitingHint: !opts.approve,
       });
@@ -226,7 +208,14 @@ Exit codes:
           trigger: { type: 'cli', user: whoami(io.env) },
           options: { rebuild: opts.rebuild ?? false },
         },
-        { deps: d, approve: opts.approve ? 'auto' : 'wait', approver: opts.approver, write: line, spec: specArg, ...testPause() },
+        {
+          deps: d,
+          approve: opts.approve ? 'auto' : 'wait',
+          approver: opts.approver,
+          onEvent: renderTo(line),
+          spec: specArg,
+          ...testPause(),
+        },
       );
       report(outcome, bakeId);
     });
@@ -246,7 +235,7 @@ Exit codes:
         deps: d,
         approve: opts.approve ? 'auto' : 'wait',
         approver: opts.approver,
-        write: line,
+        onEvent: renderTo(line),
         ...testPause(),
       });
       report(outcome, bakeId);
@@ -291,11 +280,8 @@ Exit codes:
         callbacks: new LocalTaskCallbacks(h),
         projectRoot: PROJECT_ROOT,
         onStep: (e) => {
-          const at = `${e.phase} › ${e.step} (${e.action})`;
-          if (e.status === 'retrying') line(`  ↻ ${at} attempt ${e.attempt}/${e.maxAttempts}`);
-          else if (e.status === 'succeeded') line(`  · ${at} ${seconds(e.durationMs)}`);
-          else if (e.status === 'ignored') line(`  ! ${at} failed, ignored (onFailure: Ignore) ${seconds(e.durationMs)}`);
-          else if (e.status === 'failed') line(`  ✗ ${at} failed after ${seconds(e.durationMs)}`);
+          const text = renderBuildStep(e);
+          if (text !== undefined) line(text);
         },
       });
       line(`build ${recipe.name} for ${specArg} on the local backend (${h.root})`);
@@ -333,15 +319,7 @@ Exit codes:
         line(JSON.stringify(result, null, 2));
         return;
       }
-      if (result.functions.length === 0) {
-        line('nothing released yet; try: npm run demo');
-        return;
-      }
-      for (const f of result.functions) {
-        line(`${f.name}:${f.alias} → version ${f.version ?? '(alias missing)'}`);
-        line(`  layer   ${f.layer ? `${f.layer.arn}\n          sha256 ${f.layer.sha256 ?? '?'}` : '(none)'}`);
-        line(`  bake    ${f.bakeId ?? '(not released by bakery)'}${f.releasedAt ? ` at ${f.releasedAt}` : ''}`);
-      }
+      for (const text of renderStatus(result)) line(text);
     });
 
   addIntegrityCommands(program, {

@@ -1,20 +1,25 @@
 import './polyfill.ts';
 import { randomBytes } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { AutoApprovingNotifier } from '../adapters/local/auto-approver.ts';
 import type { LocalDeps } from '../adapters/local/index.ts';
 import { decideApproval } from '../cores/approval.ts';
 import type { ArtefactRef, BakeRequest, BakeState, Json, ResolvedBake } from '../state.ts';
 import { TASKS } from '../tasks.ts';
 import { loadDefinition, tasksOf } from './asl.ts';
+import { localDefinition, namedError } from './definition.ts';
 import { ExecutionJournal, type JournalTask } from './journal.ts';
 
 export interface RunBakeOptions {
   deps: LocalDeps;
-  /** `auto`: approve as soon as asked (CI, the demo); `wait`: wait for `bakery approve|reject`. */
+  /**
+   * `auto`: the ports get the auto-approving notifier (an adapter: it approves as `approver`
+   * as soon as asked; CI, the demo); `wait`: wait for `bakery approve|reject`.
+   */
   approve: 'auto' | 'wait';
   approver: string;
-  /** Progress lines, as states start and end. */
-  write?: (line: string) => void;
+  /** Progress: each state as it starts and ends (the CLI renders them, see src/cli/render.ts). */
+  onEvent?: (event: RunnerEvent) => void;
   definitionFile?: string;
   /** Milliseconds between retries (tests set 0). */
   retryIntervalMs?: number;
@@ -54,133 +59,26 @@ export type RunOutcome =
 /** A scheduled bake that found nothing new: it ended in the UpToDate state, having built and published nothing. */
 export type UpToDateOutcome = { status: 'upToDate'; bakeId: string; output: BakeState & { bake: ResolvedBake } };
 
-/** An error whose `name` is what the ASL's Retry/Catch will match. */
-export function namedError(name: string, message: string): Error {
-  const error = new Error(message);
-  error.name = name;
-  return error;
-}
+export { namedError, setLongTimeout } from './definition.ts';
 
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+/** What the runner reports as an execution goes; the runner renders nothing itself. */
+export type RunnerEvent =
+  | { type: 'entered'; state: string; stateType: string }
+  | { type: 'succeeded'; state: string; durationMs: number; output: BakeState }
+  | { type: 'failed'; state: string; durationMs: number; error: string; cause: string }
+  | { type: 'retried'; state: string; attempt: number }
+  | { type: 'paused'; point: string };
 
-/** Node timers overflow past 2^31-1 ms; the local stand-in for "no library timeout". */
-const LOCAL_MAX_TIMEOUT_SECONDS = 2_147_483;
-/** The longest delay one Node timer takes (a longer one fires at once, with a TimeoutOverflowWarning). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const STATE_INPUT_KEY = 'bakeryStateInput';
-
-/**
- * Call `fire` after `ms`, however long (Step Functions allows a year): one timer per
- * chunk of at most {@link MAX_TIMER_MS}, so no delay overflows Node's timer. Returns a cancel.
- */
-export function setLongTimeout(fire: () => void, ms: number, now: () => number = Date.now): () => void {
-  const due = now() + ms;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    const left = due - now();
-    if (left <= 0) {
-      fire();
-      return;
-    }
-    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
-  };
-  arm();
-  return () => clearTimeout(timer);
-}
-
-/** Resolve a Step Functions reference path (`$.a.b[0]`) against a value. */
-export function resolveReferencePath(value: Json, ref: string): Json | undefined {
-  if (!ref.startsWith('$')) return undefined;
-  let current: Json | undefined = value;
-  for (const [, key, index] of ref.slice(1).matchAll(/\.([^.[\]]+)|\[(\d+)\]/g)) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = index !== undefined ? (current as Json[])[Number(index)] : (current as Record<string, Json>)[key as string];
-  }
-  return current;
-}
-
-/**
- * Step Functions resolves `TimeoutSecondsPath` against the state input;
- * aws-local-stepfunctions 3 resolves it against the input after `Parameters`, where
- * the path no longer exists. So the runner keeps the file as it is, hands the library
- * a copy in which such states carry their state input along, and enforces the
- * timeout itself, failing with `States.Timeout` exactly as Step Functions would.
- */
-function withStateInputTimeouts(
-  definition: Record<string, unknown>,
-  startAt?: string,
-): {
-  definition: Record<string, unknown>;
-  timeoutPaths: Map<string, string>;
-} {
-  const copy = JSON.parse(JSON.stringify(definition)) as { StartAt: string; States: Record<string, Record<string, unknown>> };
-  const timeoutPaths = new Map<string, string>();
-  for (const [name, state] of Object.entries(copy.States)) {
-    if (state.Type !== 'Task') continue;
-    // Every Task hands its state input to the runner too: the journal records it, so a
-    // resume can start the state again from it, and TimeoutSecondsPath is resolved on it.
-    state.Parameters = { ...(state.Parameters as Record<string, unknown>), [`${STATE_INPUT_KEY}.$`]: '$' };
-    if (typeof state.TimeoutSecondsPath !== 'string') continue;
-    timeoutPaths.set(name, state.TimeoutSecondsPath);
-    delete state.TimeoutSecondsPath;
-    state.TimeoutSeconds = LOCAL_MAX_TIMEOUT_SECONDS;
-  }
-  // aws-local-stepfunctions only starts at StartAt: a resume runs a copy that starts at the interrupted state.
-  if (startAt !== undefined) copy.StartAt = startAt;
-  return { definition: copy, timeoutPaths };
-}
-
-function detail(state: string, output: BakeState): string {
-  switch (state) {
-    case 'ResolveBake': {
-      const bake = output.bake;
-      if (!bake) return '';
-      const patched = (bake.patched ?? []).map((p) => `${p.field} ${p.from ?? '(none)'} → ${p.to}`);
-      return [
-        `bake ${bake.bakeId}, recipe ${bake.recipe.name}, ${bake.functions.length} function(s)`,
-        ...(patched.length ? [`newest patch: ${patched.join(', ')}`] : []),
-        ...(bake.upToDate ? [`up to date: same bake key and code as the live release of ${(bake.upToDateWith ?? []).join(', ')}`] : []),
-      ].join('; ');
-    }
-    case 'BuildImage':
-      return output.image
-        ? `bake key ${output.image.bakeKey.slice(0, 12)}…${output.image.cacheHit ? ', cache hit: reused the earlier build' : ''}`
-        : '';
-    case 'PublishLayer':
-      return output.layer
-        ? `${output.layer.name}:${output.layer.version} ${output.layer.reused ? 'reused (same bytes)' : 'published'}, ${(output.layer.size / 1e6).toFixed(1)} MB`
-        : '';
-    case 'PublishVersion':
-      return output.versions?.functions.map((f) => `${f.name}:${f.version}`).join(', ') ?? '';
-    case 'Validate': {
-      if (!output.validation) return '';
-      const fns = output.validation.functions;
-      const passed = fns.reduce((n, f) => n + f.cases.filter((c) => c.passed).length, 0);
-      const offline = fns.every((f) => f.selfContained.checked)
-        ? 'again with no network: passed'
-        : `no-network check not run (${fns.find((f) => !f.selfContained.checked)?.selfContained.reason ?? '?'})`;
-      return `${passed} case(s) passed; ${offline}`;
-    }
-    case 'RequestApproval':
-      return output.approval ? `approved by ${output.approval.by}` : '';
-    case 'Release':
-    case 'ShiftTraffic': {
-      const gradual = output.release?.gradual;
-      if (gradual && !gradual.done) {
-        const weight = gradual.steps[gradual.step]?.weight ?? 0;
-        const shifted = gradual.functions.map((f) => `${f.name}:${f.alias} ${weight}% on ${f.to} (rest on ${f.from})`).join(', ');
-        return `${shifted}; alarms checked again in ${gradual.waitSeconds} s`;
-      }
-      if (state === 'ShiftTraffic') return gradual ? `all traffic on ${gradual.functions.map((f) => `${f.name}:${f.to}`).join(', ')}` : '';
-      return (
-        output.release?.functions
-          .map((m) => `${m.name}:${m.alias} ${m.from ?? '(none)'} → ${m.to}${m.changed ? '' : ' (unchanged)'}`)
-          .join(', ') ?? ''
-      );
-    }
-    default:
-      return '';
-  }
+/** `approve: 'auto'`: the same ports, with a notifier that approves as soon as asked. */
+function composeApprover(deps: LocalDeps, options: RunBakeOptions): LocalDeps {
+  if (options.approve !== 'auto') return deps;
+  const composed: LocalDeps = { ...deps };
+  composed.notifier = new AutoApprovingNotifier(deps.notifier, async (record, message) => {
+    // Stored before deciding (RequestApproval stores it too, after asking), so the decision updates that message.
+    if (message) await deps.approvals.setMessage(record.id, message);
+    await decideApproval({ ref: record.id, outcome: 'approved', by: options.approver }, composed);
+  });
+  return composed;
 }
 
 /**
@@ -233,17 +131,18 @@ export async function resumeExecution(bakeId: string, options: Omit<RunBakeOptio
 }
 
 async function execute(request: BakeRequest, options: RunBakeOptions, start: Start): Promise<RunOutcome | UpToDateOutcome> {
-  const { deps } = options;
+  const deps = composeApprover(options.deps, options);
   const { journal } = start;
-  const write = options.write ?? (() => {});
+  const emit = options.onEvent ?? (() => {});
   const fileDefinition = await loadDefinition(options.definitionFile);
   const tasks = tasksOf(fileDefinition);
-  const { definition, timeoutPaths } = withStateInputTimeouts(fileDefinition, start.resume?.state);
+  const local = localDefinition(fileDefinition, start.resume?.state);
+  const { definition } = local;
   const stop = new AbortController();
   let replay = start.resume;
   const pause = async (point: string) => {
     if (options.pauseAt !== point) return;
-    write(`(test) paused at ${point}`);
+    emit({ type: 'paused', point });
     await new Promise(() => {}); // until killed
   };
 
@@ -258,46 +157,21 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
       await pause(`${state}:waiting`);
       let outcome = journaledToken ? await deps.callbacks.settled(token) : undefined;
       if (!outcome) {
-        const started = (await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps)) as { approvalId?: string };
-        if (task === 'requestApproval' && options.approve === 'auto' && started.approvalId) {
-          await decideApproval({ ref: started.approvalId, outcome: 'approved', by: options.approver }, deps);
-        }
+        await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps);
         outcome = await deps.callbacks.wait(token, stop.signal);
       }
       if (outcome.status === 'failed') throw namedError(outcome.error, outcome.cause);
       return outcome.output;
     };
-    const timeoutPath = timeoutPaths.get(state);
-    const withTimeout = async (stateInput: Json, params: Json, token: string | null): Promise<Json> => {
-      if (timeoutPath === undefined) return run(params, token);
-      const timeout = resolveReferencePath(stateInput ?? null, timeoutPath);
-      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1) {
-        throw namedError(
-          'States.Runtime',
-          `TimeoutSecondsPath ${timeoutPath} of ${state} is not a positive integer: ${JSON.stringify(timeout)}`,
-        );
-      }
-      let cancel: (() => void) | undefined;
-      try {
-        return await Promise.race([
-          run(params, token),
-          new Promise<never>((_, reject) => {
-            cancel = setLongTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), timeout * 1000);
-          }),
-        ]);
-      } finally {
-        cancel?.();
-      }
-    };
     handlers[state] = async (input) => {
-      const { [STATE_INPUT_KEY]: stateInput = null, ...params } = input as Record<string, Json>;
+      const { stateInput, params } = local.split(input);
       const resumed = replay?.state === state ? replay : undefined;
       replay = undefined;
       // A task that returned before the process died is not run again: its result stands.
       if (resumed?.result !== undefined) return resumed.result;
       await journal?.entered(state, stateInput);
       await pause(`${state}:entered`);
-      const result = await withTimeout(stateInput, params, resumed?.token ?? null);
+      const result = await local.withinTimeout(state, stateInput, () => run(params, resumed?.token ?? null));
       await pause(`${state}:returned`);
       await journal?.completed(state, result);
       await pause(`${state}:completed`);
@@ -331,7 +205,7 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
   let recorded: { state: string; Error: string; Cause: string } | null = null;
   let final: { Error: string; Cause: string } | null = null;
   const enteredAt = new Map<string, number>();
-  // A caught failure still exits its state (into the Catch): that exit is not a success to print.
+  // A caught failure still exits its state (into the Catch): that exit is not a success to report.
   const caught = new Set<string>();
   const progress = (async () => {
     for await (const event of execution.eventLogs) {
@@ -358,31 +232,22 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
       }
       if (event.type === 'StateEntered') {
         enteredAt.set(event.state.name, event.timestamp);
-        if (event.state.type === 'Task') write(`▸ ${event.state.name}`);
+        emit({ type: 'entered', state: event.state.name, stateType: event.state.type });
       } else if (event.type === 'StateExited' && event.state.type === 'Task') {
         if (caught.delete(event.state.name)) continue;
-        const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
+        const durationMs = event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp);
         const output = (event.state.output ?? {}) as BakeState & { failure?: typeof recorded };
         if (output.bake?.bakeId) bakeId = output.bake.bakeId;
         if (event.state.name === 'RecordFailure' && output.failure) recorded = output.failure;
-        // A state output that breaks the contract fails at the next task's parse, not here.
-        const info = (() => {
-          try {
-            return detail(event.state.name, output);
-          } catch {
-            return '';
-          }
-        })();
-        write(`✓ ${event.state.name} (${took})${info ? `  ${info}` : ''}`);
+        emit({ type: 'succeeded', state: event.state.name, durationMs, output });
       } else if (event.type === 'StateFailed') {
-        const took = seconds(event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp));
+        const durationMs = event.timestamp - (enteredAt.get(event.state.name) ?? event.timestamp);
         if (event.state.name !== 'RecordFailure') failedState = event.state.name;
         caught.add(event.state.name);
-        const firstLine = String(event.Cause ?? '').split('\n')[0];
-        write(`✗ ${event.state.name} (${took})  ${event.Error}: ${firstLine}`);
+        emit({ type: 'failed', state: event.state.name, durationMs, error: event.Error, cause: String(event.Cause ?? '') });
       } else if (event.type === 'StateRetried') {
         caught.delete(event.state.name);
-        write(`↻ ${event.state.name}: retry ${event.retry.attempt}`);
+        emit({ type: 'retried', state: event.state.name, attempt: event.retry.attempt });
       } else if (event.type === 'ExecutionFailed') {
         final = { Error: event.Error, Cause: String(event.Cause ?? '') };
       }

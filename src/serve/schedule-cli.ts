@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { LocalDeps } from '../adapters/local/index.ts';
+import { renderTo } from '../cli/render.ts';
 import { BakeryError } from '../errors.ts';
 import { runBake, runScheduledBake } from '../local/runner.ts';
 import { BucketStore } from '../s3local/store.ts';
@@ -51,7 +52,7 @@ export async function runScheduleNow(
     log: line,
     run: async (request, onStep) => {
       const run = request.trigger.type === 'schedule' ? runScheduledBake : runBake;
-      return outcomeOf(await run(request, { deps, approve: 'wait', approver: ctx.user, write: line, onStep }));
+      return outcomeOf(await run(request, { deps, approve: 'wait', approver: ctx.user, onEvent: renderTo(line), onStep }));
     },
   });
   const scheduler = new Scheduler({

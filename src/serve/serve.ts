@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { ObjectCreatedEventSchema } from '../../functions/start-bake/handler.ts';
 import type { LocalHome } from '../adapters/local/home.ts';
 import type { LocalDeps } from '../adapters/local/index.ts';
+import { renderTo } from '../cli/render.ts';
 import type { SlackCallbackDeps } from '../cores/slack-callback.ts';
 import { type StartOutcome, startS3Bake } from '../cores/trigger.ts';
 import { INTERACTIONS_PATH, slackInteractionsListener } from '../local/callback-server.ts';
@@ -123,7 +124,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     deps,
     approve: 'wait' as const,
     approver: user,
-    write: (line: string) => write(`  [${request.bakeId ?? '?'}] ${line}`),
+    onEvent: renderTo((line: string) => write(`  [${request.bakeId ?? '?'}] ${line}`)),
     ...options.runOptions,
   });
   const executions = new ServeExecutions({

@@ -130,7 +130,7 @@ describe('bakery verify after bakes run by the state machine', () => {
     // Prepare
     ws = await makeWorkspace();
     const env = { BAKERY_HOME: ws.home.root };
-    const options = { deps: ws.deps, approve: 'auto' as const, approver: 'tester', retryIntervalMs: 0, write: () => {} };
+    const options = { deps: ws.deps, approve: 'auto' as const, approver: 'tester', retryIntervalMs: 0 };
     const first = await runBake(ws.request('bake-a'), options);
     await appendFile(`${ws.dir}/project/src/index.mjs`, '\n// a change\n');
     const second = await runBake(ws.request('bake-b'), options);

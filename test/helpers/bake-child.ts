@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { LocalHome } from '../../src/adapters/local/home.ts';
 import { createLocalDeps } from '../../src/adapters/local/index.ts';
+import { renderTo } from '../../src/cli/render.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runBake } from '../../src/local/runner.ts';
 import { FakeImageBuilder } from './local-bake.ts';
@@ -24,7 +25,7 @@ const outcome = await runBake(
     approve: approve === 'auto' ? 'auto' : 'wait',
     approver: 'tester',
     retryIntervalMs: 0,
-    write,
+    onEvent: renderTo(write),
     ...(pauseAt === '-' ? {} : { pauseAt }),
   },
 );

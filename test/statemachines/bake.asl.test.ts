@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderTo } from '../../src/cli/render.ts';
 import { decideApproval } from '../../src/cores/approval.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { AlreadyDecidedError, ApprovalExpiredError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
@@ -58,7 +59,7 @@ async function bake(ws: Workspace, bakeId: string, options: { approve?: 'auto' |
     approve: options.approve ?? 'auto',
     approver: 'tester',
     retryIntervalMs: 0,
-    write: (line) => lines.push(line),
+    onEvent: renderTo((line) => lines.push(line)),
   });
 }
 

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SlackNotifier } from '../../src/adapters/aws/slack.ts';
 import { TerminalAndSlackNotifier } from '../../src/adapters/local/slack.ts';
+import { renderTo } from '../../src/cli/render.ts';
 import { NOTIFY_BUDGET, type NotificationNote, notificationKey, notifyBudgetMs } from '../../src/cores/record.ts';
 import { TransientBackendError } from '../../src/errors.ts';
 import { BAKE_ASL } from '../../src/local/asl.ts';
@@ -35,7 +36,7 @@ function bake(ws: Workspace, bakeId: string, lines: string[] = []): Promise<RunO
     approve: 'auto',
     approver: 'tester',
     retryIntervalMs: 0,
-    write: (l) => lines.push(l),
+    onEvent: renderTo((l) => lines.push(l)),
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderTo } from '../../src/cli/render.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { type RunOutcome, runBake } from '../../src/local/runner.ts';
 import type { AliasInfo } from '../../src/ports/lambda.ts';
@@ -30,7 +31,7 @@ async function bake(ws: Workspace, bakeId: string, lines: string[] = []): Promis
     approver: 'tester',
     retryIntervalMs: 0,
     waitMs: 0,
-    write: (line) => lines.push(line),
+    onEvent: renderTo((line) => lines.push(line)),
   });
 }
 

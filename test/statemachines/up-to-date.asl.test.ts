@@ -7,6 +7,7 @@
 import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderTo } from '../../src/cli/render.ts';
 import { type RunBakeOptions, runBake, runScheduledBake } from '../../src/local/runner.ts';
 import type { PatchResolver } from '../../src/ports/patches.ts';
 import type { BakeRequest } from '../../src/state.ts';
@@ -36,7 +37,7 @@ const run = (ws: Workspace, lines: string[] = []): RunBakeOptions => ({
   approve: 'auto',
   approver: 'tester',
   retryIntervalMs: 0,
-  write: (line) => lines.push(line),
+  onEvent: renderTo((line) => lines.push(line)),
 });
 
 /** What a bake leaves behind that an up-to-date one must not add to. */
