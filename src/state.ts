@@ -233,12 +233,31 @@ export type ValidationReport = z.output<typeof ValidationReportSchema>;
 
 // ---------------------------------------------------------------- RequestApproval
 
+/**
+ * An alias as the approver was shown it: what the release is approved to replace. Null
+ * version and revision: the alias did not exist yet.
+ */
+export const BoundAliasSchema = z.object({
+  name: z.string(),
+  alias: z.string(),
+  version: z.string().nullable(),
+  weights: z.record(z.string(), z.number()),
+  revisionId: z.string().nullable(),
+});
+export type BoundAlias = z.output<typeof BoundAliasSchema>;
+
 /** Output of RequestApproval (`$.approval`), sent through the task token when decided. */
 export const ApprovalResultSchema = z.object({
   approvalId: z.string(),
   decision: z.literal('approved'),
   by: z.string(),
   at: z.string(),
+  /**
+   * What each alias was when the approval was asked for: Release moves it only from
+   * exactly this (compare-and-swap on its revision), so an approval never undoes a move
+   * made while it waited. Empty for approvals recorded before they were bound.
+   */
+  live: z.array(BoundAliasSchema).default([]),
 });
 export type ApprovalResult = z.output<typeof ApprovalResultSchema>;
 
@@ -354,8 +373,13 @@ export const TASK_INPUTS = {
     validation: ValidationReportSchema,
     taskToken: z.string(),
   }),
-  // `bake` carries the spec's gradual-release plan; without it the aliases move all at once.
-  Release: z.object({ versions: PublishedVersionsSchema, bake: ResolvedBakeSchema.exactOptional() }),
+  // `bake` carries the spec's gradual-release plan (without it the aliases move all at once);
+  // `approval` what the approver saw live, which each alias may only be moved from.
+  Release: z.object({
+    versions: PublishedVersionsSchema,
+    bake: ResolvedBakeSchema.exactOptional(),
+    approval: ApprovalResultSchema.nullable().exactOptional(),
+  }),
   ShiftTraffic: z.object({ release: ReleaseResultSchema }),
   UndoRelease: z.object({ release: ReleaseResultSchema }),
   RecordSuccess: BakeStateSchema.extend({ bake: ResolvedBakeSchema, layer: PublishedLayerSchema, release: ReleaseResultSchema }),

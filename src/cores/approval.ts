@@ -11,7 +11,7 @@ import type { TaskCallbacks } from '../ports/callbacks.ts';
 import type { FunctionRegistry } from '../ports/lambda.ts';
 import type { Notifier } from '../ports/notifier.ts';
 import type { Clock, IdSource } from '../ports/system.ts';
-import type { ApprovalResult, ResolvedBake, TaskInput } from '../state.ts';
+import type { ApprovalResult, BoundAlias, ResolvedBake, TaskInput } from '../state.ts';
 import { sha256Hex } from '../util/fsx.ts';
 import { canonicalJson } from '../util/json.ts';
 import { describePatches } from './patch.ts';
@@ -54,8 +54,16 @@ export async function requestApproval(
   }
   const functions = [];
   for (const fn of input.versions.functions) {
+    // What the approver is shown as live is what the approval binds: Release moves the alias only from exactly this.
     const live = await deps.functions.getAlias(fn.name, fn.alias);
-    functions.push({ name: fn.name, version: fn.version, alias: fn.alias, live: live?.version ?? null });
+    functions.push({
+      name: fn.name,
+      version: fn.version,
+      alias: fn.alias,
+      live: live?.version ?? null,
+      liveWeights: { ...(live?.weights ?? {}) },
+      liveRevisionId: live?.revisionId ?? null,
+    });
   }
   const created: ApprovalRecord = {
     id: `apr-${deps.ids.random()}`,
@@ -119,6 +127,15 @@ async function notify(record: ApprovalRecord, deps: { approvals: ApprovalStore; 
   }
 }
 
+/** What the approval binds: each alias as the approver was shown it (records made before binding have none). */
+export function boundAliases(record: ApprovalRecord): BoundAlias[] {
+  return record.summary.functions.flatMap((f) =>
+    f.liveRevisionId === undefined
+      ? []
+      : [{ name: f.name, alias: f.alias, version: f.live, weights: { ...(f.liveWeights ?? {}) }, revisionId: f.liveRevisionId }],
+  );
+}
+
 export interface DecideInput {
   /** An approval id (`apr-…`) or the bake id it belongs to. */
   ref: string;
@@ -162,7 +179,13 @@ export async function decideApproval(
   const decided = await deps.approvals.decide(record.id, decision);
   try {
     if (decision.outcome === 'approved') {
-      const result: ApprovalResult = { approvalId: record.id, decision: 'approved', by: decision.by, at: decision.at };
+      const result: ApprovalResult = {
+        approvalId: record.id,
+        decision: 'approved',
+        by: decision.by,
+        at: decision.at,
+        live: boundAliases(record),
+      };
       await deps.callbacks.succeed(decided.taskToken, { ...result });
     } else {
       const error = new ApprovalRejectedError(`rejected by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`);

@@ -156,7 +156,7 @@ export const notifyBudgetMs = (budget: NotifyBudget): number =>
 
 /** How one notification went: noted beside the manifest ({@link notificationKey}). */
 export interface NotificationOutcome {
-  what: 'bakeFailed' | 'approvalExpired';
+  what: 'bakeFailed' | 'approvalExpired' | 'approvalStale';
   status: 'sent' | 'failed';
   attempts: number;
   /** The last attempt's error when it failed; null when sent. */
@@ -311,6 +311,11 @@ export async function recordFailure(
   if (expired?.decision?.outcome === 'expired' && !sent.has('approvalExpired')) {
     const record = expired;
     notifications.push(await notifyWithin('approvalExpired', () => deps.notifier.approvalDecided(record), budget));
+  }
+  if (failedState === 'Release' && error === 'AliasConflictError' && state.approval && bakeId && !sent.has('approvalStale')) {
+    // An approved move from what is no longer live: the request's message says the approval went stale.
+    const record = await deps.approvals.findByBake(bakeId).catch(() => undefined);
+    if (record) notifications.push(await notifyWithin('approvalStale', () => deps.notifier.approvalStale(record, cause), budget));
   }
   if (!sent.has('bakeFailed')) {
     notifications.push(await notifyWithin('bakeFailed', () => deps.notifier.bakeFailed({ bakeId, ...failure }), budget));

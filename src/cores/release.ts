@@ -1,9 +1,10 @@
-import { CanaryAlarmError, NotFoundError } from '../errors.ts';
+import { AliasConflictError, CanaryAlarmError, NotFoundError } from '../errors.ts';
 import type { AlarmMonitor } from '../ports/alarms.ts';
 import type { AliasInfo, FunctionRegistry } from '../ports/lambda.ts';
 import type { ReleaseSpec } from '../spec.ts';
 import type {
   AliasMove,
+  BoundAlias,
   GradualRelease,
   PublishedFunctionVersion,
   ReleaseResult,
@@ -28,11 +29,35 @@ async function unhealthy(alarms: AlarmMonitor, names: string[]): Promise<string[
   return states.filter((s) => s.state === 'ALARM' || s.state === null).map((s) => `${s.name} (${s.state ?? 'missing'})`);
 }
 
+/** `2`, `1 with 10% on 3`, or `nothing` (no alias): an alias's routing, for messages. */
+function routing(version: string | null, weights: Record<string, number>): string {
+  if (version === null) return 'nothing (no alias)';
+  const extra = Object.entries(weights).map(([v, w]) => `${Math.round(w * 10_000) / 100}% on ${v}`);
+  return extra.length ? `${version} with ${extra.join(', ')}` : version;
+}
+
 /**
- * Release: move each function's alias to its new version, passing the revision we
- * read so a concurrent change fails instead of being overwritten. If one move fails,
- * the aliases already moved are put back (or removed, where this release created
- * them) before the error goes on.
+ * Where an earlier attempt of this very Release (the ASL retried it) left the alias:
+ * all on the new version, or, with a gradual plan, the bound version sending the first
+ * step's weight to it.
+ */
+function movedByThisRelease(current: AliasInfo, fn: PublishedFunctionVersion, bound: BoundAlias, first: TrafficStep | undefined): boolean {
+  if (first && bound.version !== null && bound.version !== fn.version) {
+    const weighted = Object.entries(current.weights);
+    return current.version === bound.version && weighted.length === 1 && weighted[0]?.[0] === fn.version;
+  }
+  return current.version === fn.version && noWeights(current);
+}
+
+/**
+ * Release: move each function's alias to its new version. With an approval that bound
+ * what was live (`approval.live`), each alias moves only from exactly that: the revision
+ * it had when the approver was asked is what the move compares against. An alias that
+ * moved since (a rollback, another bake's release, a hand edit) fails the release with
+ * AliasConflictError naming what changed, and nothing moves. Without a binding, the
+ * revisions read here are compared against. If one move fails, the aliases already
+ * moved are put back (or removed, where this release created them) before the error
+ * goes on.
  *
  * With a gradual plan (`release.steps` in the spec) an alias that has a previous
  * version keeps it and sends the first step's weight to the new version; the state
@@ -61,21 +86,49 @@ export async function release(
   }
 
   // Everything is read and checked before the first move: a version (or function) gone
-  // since validation fails the release with every alias untouched. The revisions read
-  // here are what each move compares against.
-  const plans: Array<{ fn: PublishedFunctionVersion; current: AliasInfo | undefined }> = [];
+  // since validation, or an alias moved since the approval, fails the release with every
+  // alias untouched.
+  const plans: Array<{ fn: PublishedFunctionVersion; current: AliasInfo | undefined; done?: AliasInfo }> = [];
+  const stale: string[] = [];
   for (const fn of input.versions.functions) {
     if (!(await deps.functions.getVersion(fn.name, fn.version))) {
       throw new NotFoundError(`${fn.name} has no version ${fn.version} any more (deleted since it was validated?); no alias was moved`);
     }
-    plans.push({ fn, current: await deps.functions.getAlias(fn.name, fn.alias) });
+    const current = await deps.functions.getAlias(fn.name, fn.alias);
+    const bound = input.approval?.live?.find((b) => b.name === fn.name && b.alias === fn.alias);
+    if (!bound || (current?.revisionId ?? null) === bound.revisionId) {
+      plans.push({ fn, current });
+    } else if (current && movedByThisRelease(current, fn, bound, steps[0])) {
+      // The move was made (a retried attempt): it is this release's, from what was bound.
+      plans.push({ fn, current: { ...current, version: bound.version ?? current.version, weights: bound.weights }, done: current });
+    } else {
+      stale.push(
+        `${fn.name}:${fn.alias} is on ${routing(current?.version ?? null, current?.weights ?? {})} since the approval, which was for ${routing(bound.version, bound.weights)} → ${fn.version}`,
+      );
+    }
+  }
+  if (stale.length) {
+    throw new AliasConflictError(`${stale.join('; ')}; the approval went stale and nothing was released`, {
+      hint: 'An approval covers moving what the approver saw live. Bake again to ask for approval of a move from what is live now.',
+    });
   }
 
   const moves: AliasMove[] = [];
   const shifting: GradualRelease['functions'] = [];
   const undo: Array<{ name: string; alias: string; back: AliasInfo | null; revisionId: string }> = [];
   try {
-    for (const { fn, current } of plans) {
+    for (const { fn, current, done } of plans) {
+      if (done) {
+        const from = current?.version ?? null;
+        const gradualFrom = steps[0] && from !== null && from !== fn.version ? from : null;
+        if (gradualFrom !== null) {
+          shifting.push({ name: fn.name, alias: fn.alias, from: gradualFrom, to: fn.version, revisionId: done.revisionId });
+        }
+        const back = from === null || !current ? null : { ...current, version: from };
+        undo.push({ name: fn.name, alias: fn.alias, back, revisionId: done.revisionId });
+        moves.push({ name: fn.name, alias: fn.alias, from, to: fn.version, changed: true });
+        continue;
+      }
       if (current?.version === fn.version && noWeights(current)) {
         moves.push({ name: fn.name, alias: fn.alias, from: current.version, to: fn.version, changed: false });
         continue;

@@ -18,7 +18,19 @@ export interface ApprovalRecord {
   createdAt: string;
   expiresAt: string;
   summary: {
-    functions: Array<{ name: string; version: string; alias: string; live: string | null }>;
+    /**
+     * Per function: the version asked for, and the alias as it is live (`live`, with its
+     * routing weights and revision: what the approval binds; the last two are absent in
+     * records made before approvals were bound).
+     */
+    functions: Array<{
+      name: string;
+      version: string;
+      alias: string;
+      live: string | null;
+      liveWeights?: Record<string, number>;
+      liveRevisionId?: string | null;
+    }>;
     layer: { arn: string; codeSha256: string; sha256Hex: string };
     runtime: string;
     validation: { passed: boolean; cases: number };

@@ -33,6 +33,11 @@ export interface Notifier {
   approvalRequested(record: ApprovalRecord): Promise<ApprovalMessage | null>;
   /** Show the outcome (approved, rejected or expired), on the request's own message where there is one. */
   approvalDecided(record: ApprovalRecord): Promise<void>;
+  /**
+   * An approved release did not happen because what is live moved since the approval was
+   * asked for (`reason` says what): show that it went stale, on the request's own message.
+   */
+  approvalStale(record: ApprovalRecord, reason: string): Promise<void>;
   bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void>;
   /** What is live differs from the release manifests (the scheduled drift check). */
   driftFound(report: DriftReport): Promise<void>;

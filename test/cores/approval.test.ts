@@ -109,7 +109,8 @@ describe('requestApproval', () => {
       createdAt: '2026-11-22T08:00:00.000Z',
       expiresAt: '2026-11-22T08:01:30.000Z',
       summary: {
-        functions: [{ name: 'hello', version: '2', alias: 'live', live: '1' }],
+        // What the approver is shown as live, with the revision the approval binds.
+        functions: [{ name: 'hello', version: '2', alias: 'live', live: '1', liveWeights: {}, liveRevisionId: 'rev-1' }],
         layer: { arn: input.layer.arn, codeSha256: input.layer.codeSha256, sha256Hex: input.layer.sha256Hex },
         runtime: 'node22 (NodeVersion 22.23.3)',
         validation: { passed: true, cases: 1 },
@@ -213,7 +214,14 @@ describe('decideApproval', () => {
       {
         token: 'RequestApproval-token-1',
         status: 'succeeded',
-        output: { approvalId, decision: 'approved', by: 'bob', at: '2026-11-22T08:00:05.000Z' },
+        output: {
+          approvalId,
+          decision: 'approved',
+          by: 'bob',
+          at: '2026-11-22T08:00:05.000Z',
+          // The alias did not exist when the approval was asked for: the release may only create it.
+          live: [{ name: 'hello', alias: 'live', version: null, weights: {}, revisionId: null }],
+        },
       },
     ]);
     expect(deps.notifier.decided.map((r) => r.decision?.outcome)).toEqual(['approved']);

@@ -74,7 +74,11 @@ describe('the pin manifest', () => {
 
     // Act
     await recordSuccess(
-      { ...state, approval: { approvalId: 'apr-1', decision: 'approved', by: 'U024BE7LH', at: '2026-11-22T08:59:00.000Z' }, release },
+      {
+        ...state,
+        approval: { approvalId: 'apr-1', decision: 'approved', by: 'U024BE7LH', at: '2026-11-22T08:59:00.000Z', live: [] },
+        release,
+      },
       deps,
     );
 

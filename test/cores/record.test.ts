@@ -40,7 +40,7 @@ function releasedState(): BakeState & Required<Pick<BakeState, 'bake' | 'layer' 
     layer: publishedLayer({ reused: true }),
     versions,
     validation: passedValidation(versions),
-    approval: { approvalId: 'apr-1', decision: 'approved', by: 'bob', at: '2026-11-22T08:59:00.000Z' },
+    approval: { approvalId: 'apr-1', decision: 'approved', by: 'bob', at: '2026-11-22T08:59:00.000Z', live: [] },
     release,
   };
 }

@@ -492,3 +492,95 @@ describe('release: a version gone missing', () => {
     for (const alias of before) expect(await functions.getAlias(alias.name, 'live')).toEqual(alias);
   });
 });
+
+describe('release bound to an approval', () => {
+  const approved = (
+    ...live: Array<{ name: string; version: string | null; revisionId: string | null; weights?: Record<string, number> }>
+  ) => ({
+    approvalId: 'apr-1',
+    decision: 'approved' as const,
+    by: 'dave',
+    at: '2026-11-22T08:00:00.000Z',
+    live: live.map((l) => ({ alias: 'live', weights: {}, ...l })),
+  });
+
+  it('fails stale with every alias untouched when one moved since the approval, naming each that did', async () => {
+    // Prepare: the approval saw api on 1 and hello on 1; hello was rolled back to 0 meanwhile.
+    const deps = world();
+    const api = deps.functions.seedAlias('api', 'live', '1');
+    const asked = deps.functions.seedAlias('hello', 'live', '1');
+    const now = deps.functions.seedAlias('hello', 'live', '0');
+
+    // Act
+    const error = await rejection(
+      release(
+        {
+          versions: publishedVersions(['api', '2'], ['hello', '3']),
+          approval: approved(
+            { name: 'api', version: '1', revisionId: api.revisionId },
+            { name: 'hello', version: '1', revisionId: asked.revisionId },
+          ),
+        },
+        deps,
+      ),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(AliasConflictError);
+    expect(error.message).toBe(
+      'hello:live is on 0 since the approval, which was for 1 → 3; the approval went stale and nothing was released',
+    );
+    expect(await deps.functions.getAlias('api', 'live')).toEqual(api);
+    expect(await deps.functions.getAlias('hello', 'live')).toEqual(now);
+  });
+
+  it('is stale when the alias was created since an approval that saw none, or given weights by hand', async () => {
+    const deps = world();
+    deps.functions.seedAlias('hello', 'live', '1', { '2': 0.5 });
+    const error = await rejection(
+      release(
+        { versions: publishedVersions(['hello', '3']), approval: approved({ name: 'hello', version: null, revisionId: null }) },
+        deps,
+      ),
+    );
+    expect(error.message).toContain('hello:live is on 1 with 50% on 2 since the approval, which was for nothing (no alias) → 3');
+  });
+
+  it('retried after its move (the answer was lost): finds the alias where it moved it, and reports the move from the bound version', async () => {
+    // Prepare
+    const deps = world();
+    const asked = deps.functions.seedAlias('hello', 'live', '1');
+    const input = {
+      versions: publishedVersions(['hello', '2']),
+      approval: approved({ name: 'hello', version: '1', revisionId: asked.revisionId }),
+    };
+    await release(input, deps);
+    const moved = await deps.functions.getAlias('hello', 'live');
+
+    // Act
+    const retried = await release(input, deps);
+
+    // Assess
+    expect(retried.functions).toEqual([{ name: 'hello', alias: 'live', from: '1', to: '2', changed: true }]);
+    expect(await deps.functions.getAlias('hello', 'live')).toEqual(moved);
+  });
+
+  it('moves a gradual release from the bound revision, and recognises its own first step on a retry', async () => {
+    // Prepare
+    const deps = world();
+    const asked = deps.functions.seedAlias('hello', 'live', '1');
+    const input = {
+      versions: publishedVersions(['hello', '2']),
+      bake: gradualBake({ steps: [{ weight: 10, minutes: 5 }] }),
+      approval: approved({ name: 'hello', version: '1', revisionId: asked.revisionId }),
+    };
+
+    // Act
+    const first = await release(input, deps);
+    const retried = await release(input, deps);
+
+    // Assess
+    expect(await deps.functions.getAlias('hello', 'live')).toMatchObject({ version: '1', weights: { '2': 0.1 } });
+    expect(retried).toEqual(first);
+  });
+});

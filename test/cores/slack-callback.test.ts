@@ -181,7 +181,13 @@ describe('handleSlackInteraction', () => {
       {
         token: 'RequestApproval-token-1',
         status: 'succeeded',
-        output: { approvalId: w.approvalId, decision: 'approved', by: ALICE, at: NOW },
+        output: {
+          approvalId: w.approvalId,
+          decision: 'approved',
+          by: ALICE,
+          at: NOW,
+          live: [{ name: 'hello', alias: 'live', version: null, weights: {}, revisionId: null }],
+        },
       },
     ]);
     expect(w.decided.map((r) => [r.id, r.decision?.outcome, r.decision?.by])).toEqual([[w.approvalId, 'approved', ALICE]]);

@@ -168,6 +168,7 @@ export function approvalRequested(deps: LocalDeps): Promise<ApprovalRecord> {
         return message;
       },
       approvalDecided: (record) => notifier.approvalDecided(record),
+      approvalStale: (record, reason) => notifier.approvalStale(record, reason),
       bakeFailed: (failure) => notifier.bakeFailed(failure),
       driftFound: (report) => notifier.driftFound(report),
     };

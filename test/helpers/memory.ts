@@ -326,6 +326,12 @@ export class RecordingNotifier implements Notifier {
     this.decided.push(record);
   }
 
+  readonly stale: Array<{ record: ApprovalRecord; reason: string }> = [];
+
+  async approvalStale(record: ApprovalRecord, reason: string): Promise<void> {
+    this.stale.push({ record, reason });
+  }
+
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.failures.push(failure);
   }

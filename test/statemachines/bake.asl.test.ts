@@ -482,7 +482,13 @@ describe('bake.asl.json on the local runner', () => {
 
       // Assess
       expectSucceeded(outcome);
-      expect(outcome.output.approval).toEqual({ approvalId: record.id, decision: 'approved', by: 'dave', at: expect.any(String) });
+      expect(outcome.output.approval).toEqual({
+        approvalId: record.id,
+        decision: 'approved',
+        by: 'dave',
+        at: expect.any(String),
+        live: [{ name: 'hello', alias: 'live', version: '1', weights: {}, revisionId: expect.any(String) }],
+      });
       expect(await liveAlias(ws)).toMatchObject({ version: '2' });
       expect(second).toBeInstanceOf(AlreadyDecidedError);
       expect((await ws.deps.approvals.get(record.id))?.decision).toMatchObject({ outcome: 'approved', by: 'dave' });

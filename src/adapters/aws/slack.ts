@@ -203,6 +203,19 @@ export class SlackNotifier implements Notifier, ClickReplies {
     await this.post(cut(text, 3000));
   }
 
+  /**
+   * The request's message once an approved release went stale (what is live moved while
+   * it waited): the summary, the outcome, and why nothing was released.
+   */
+  async approvalStale(record: ApprovalRecord, reason: string): Promise<void> {
+    const text = cut(`:warning: *Stale*: approved, but nothing was released: ${esc(reason)}`, 3000);
+    const blocks = decidedBlocks(record);
+    const context = blocks.findIndex((b) => b.type === 'context');
+    blocks.splice(context < 0 ? blocks.length : context, 0, { type: 'section', text: { type: 'mrkdwn', text } });
+    if (record.message && (await this.update(record.message, cut(`Bake ${record.bakeId}: approval stale`, 3000), blocks))) return;
+    await this.post(cut(`:warning: Bake *${esc(record.bakeId)}*: the approval went stale, nothing was released: ${esc(reason)}`, 3000));
+  }
+
   /** An ephemeral message only `to.user` sees: why their click changed nothing. */
   async tell(to: { channel: string; user: string }, text: string): Promise<void> {
     await this.call('chat.postEphemeral', to.channel, (web) => web.chat.postEphemeral({ channel: to.channel, user: to.user, text }));

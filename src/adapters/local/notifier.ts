@@ -41,6 +41,10 @@ export class TerminalNotifier implements Notifier {
     else this.write(`  ${d.outcome} by ${d.by} at ${d.at}${d.reason ? `: ${d.reason}` : ''}`);
   }
 
+  async approvalStale(record: ApprovalRecord, reason: string): Promise<void> {
+    this.write(`  approval ${record.id} of bake ${record.bakeId} went stale, nothing was released: ${reason}`);
+  }
+
   async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     this.write(`  bake ${failure.bakeId ?? '(unresolved)'} failed in ${failure.state}: ${failure.error}`);
   }

@@ -91,6 +91,11 @@ export class TerminalAndSlackNotifier extends TerminalNotifier {
     await this.slack.approvalDecided(record);
   }
 
+  override async approvalStale(record: ApprovalRecord, reason: string): Promise<void> {
+    await super.approvalStale(record, reason);
+    await this.slack.approvalStale(record, reason);
+  }
+
   override async bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     await super.bakeFailed(failure);
     await this.slack.bakeFailed(failure);

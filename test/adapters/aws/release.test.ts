@@ -113,6 +113,61 @@ describe('LambdaFunctionRegistry: routing weights', () => {
   });
 });
 
+describe('release bound to the approval, on Lambda', () => {
+  const approval = (revisionId: string) => ({
+    approvalId: 'apr-1',
+    decision: 'approved' as const,
+    by: 'dave',
+    at: '2026-11-22T08:00:00.000Z',
+    live: [{ name: 'hello', alias: 'live', version: '6', weights: {}, revisionId }],
+  });
+
+  it('moves the alias with the RevisionId the approval was asked with', async () => {
+    // Prepare
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '7', CodeSha256: 'c=' });
+    lambda.on(GetAliasCommand).resolves({ FunctionVersion: '6', RevisionId: 'r-approved' });
+    lambda.on(UpdateAliasCommand).resolves({ FunctionVersion: '7', RevisionId: 'r-next' });
+
+    // Act
+    const out = await release(
+      { versions: publishedVersions(['hello', '7']), approval: approval('r-approved') },
+      { functions: registry(), alarms: alarms() },
+    );
+
+    // Assess
+    expect(updates()).toEqual([
+      {
+        FunctionName: 'hello',
+        Name: 'live',
+        FunctionVersion: '7',
+        RevisionId: 'r-approved',
+        RoutingConfig: { AdditionalVersionWeights: {} },
+      },
+    ]);
+    expect(out.functions).toEqual([{ name: 'hello', alias: 'live', from: '6', to: '7', changed: true }]);
+  });
+
+  it('sends no UpdateAlias when the alias has another RevisionId than the approval saw (moved by hand in the console)', async () => {
+    // Prepare: the same version, but a new revision: someone changed it since (e.g. moved and moved back).
+    lambda.on(GetFunctionConfigurationCommand).resolves({ Version: '7', CodeSha256: 'c=' });
+    lambda.on(GetAliasCommand).resolves({ FunctionVersion: '5', RevisionId: 'r-console' });
+
+    // Act
+    const error = await rejection(
+      release(
+        { versions: publishedVersions(['hello', '7']), approval: approval('r-approved') },
+        { functions: registry(), alarms: alarms() },
+      ),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(AliasConflictError);
+    expect(error.message).toContain('hello:live is on 5 since the approval, which was for 6 → 7');
+    expect(updates()).toEqual([]);
+    expect(lambda.commandCalls(CreateAliasCommand)).toEqual([]);
+  });
+});
+
 describe('CloudWatchAlarmMonitor', () => {
   it('asks for metric and composite alarms by name, and reports a missing one as null', async () => {
     // Prepare
