@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * Gradual release, rollback and drift against the AWS adapters, AWS mocked with
  * aws-sdk-client-mock: the alias routing weights and revisions Lambda is sent, the
@@ -379,9 +380,16 @@ describe('drift on Lambda and S3', () => {
   };
 
   function live(overrides: { alias?: object; configuration?: object } = {}) {
-    dynamo.on(QueryCommand).resolves({ Items: [{ entry: releasedEntry('b1', null, '5') }] });
+    // Drift checks the manifest's own bytes against the hash the ledger recorded first.
+    const body = JSON.stringify(manifest);
+    const entry = releasedEntry('b1', null, '5');
+    const recorded = {
+      ...entry,
+      manifest: { ...entry.manifest, sha256Hex: createHash('sha256').update(body).digest('hex'), size: body.length },
+    };
+    dynamo.on(QueryCommand).resolves({ Items: [{ entry: recorded }] });
     s3.on(GetObjectCommand, { Bucket: 'artefacts', Key: manifestKey('b1') }).callsFake(() => ({
-      Body: Readable.from([JSON.stringify(manifest)]),
+      Body: Readable.from([body]),
     }));
     lambda.on(GetAliasCommand).resolves({ FunctionVersion: '5', RevisionId: 'r5', ...overrides.alias });
     lambda.on(GetFunctionConfigurationCommand).resolves({
