@@ -27,6 +27,10 @@ export class AutoApprovingNotifier implements Notifier {
     return this.inner.approvalDecided(record);
   }
 
+  approvalStale(record: ApprovalRecord, reason: string): Promise<void> {
+    return this.inner.approvalStale(record, reason);
+  }
+
   bakeFailed(failure: { bakeId: string | null; state: string; error: string; cause: string }): Promise<void> {
     return this.inner.bakeFailed(failure);
   }

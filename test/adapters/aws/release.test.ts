@@ -382,10 +382,13 @@ describe('drift on Lambda and S3', () => {
   function live(overrides: { alias?: object; configuration?: object } = {}) {
     // Drift checks the manifest's own bytes against the hash the ledger recorded first.
     const body = JSON.stringify(manifest);
-    const entry = releasedEntry('b1', null, '5');
     const recorded = {
-      ...entry,
-      manifest: { ...entry.manifest, sha256Hex: createHash('sha256').update(body).digest('hex'), size: body.length },
+      ...releasedEntry('b1', null, '5'),
+      manifest: {
+        uri: `s3://artefacts/${manifestKey('b1')}`,
+        sha256Hex: createHash('sha256').update(body).digest('hex'),
+        size: body.length,
+      },
     };
     dynamo.on(QueryCommand).resolves({ Items: [{ entry: recorded }] });
     s3.on(GetObjectCommand, { Bucket: 'artefacts', Key: manifestKey('b1') }).callsFake(() => ({
