@@ -9,7 +9,7 @@ import { publishVersions } from './cores/version.ts';
 import type { AlarmMonitor } from './ports/alarms.ts';
 import type { ApprovalStore } from './ports/approval.ts';
 import type { TaskCallbacks } from './ports/callbacks.ts';
-import type { ImageBuilder } from './ports/image-build.ts';
+import type { ImageBuilder, ImageInventory } from './ports/image-build.ts';
 import type { FunctionInvoker, FunctionRegistry, LayerRegistry } from './ports/lambda.ts';
 import type { Notifier } from './ports/notifier.ts';
 import type { PatchResolver } from './ports/patches.ts';
@@ -38,6 +38,8 @@ export interface Deps {
   ids: IdSource;
   /** How long the record tasks try to notify (src/cores/record.ts NOTIFY_BUDGET when absent). */
   notifyBudget?: NotifyBudget;
+  /** The image builds and recipe versions `bakery prune` looks at (AWS only; a local build leaves none). */
+  images?: ImageInventory;
 }
 
 /**

@@ -58,10 +58,16 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
       program.createOption('--keep <n>', 'keep every version the newest <n> manifests pin').argParser(parseKeep).default(DEFAULT_KEEP),
     )
     .option('--apply', 'delete them (without it, only list them)')
-    .option('--json', 'print JSON: {keep, applied, keptManifests, items: [{kind, name, version, arn, keptBecause, result, error}]}')
+    .option(
+      '--json',
+      'print JSON: {keep, applied, keptManifests, items: [{kind, name, version, arn, keptBecause, result, error}], images: [{kind, arn, bakeId, bakeKey, amis, keptBecause, result, error}]}',
+    )
     .action(async (opts: { keep: number; apply?: boolean; json?: boolean }) => {
       const result = await prune({ keep: opts.keep, apply: opts.apply ?? false }, await ctx.backendDeps());
-      const failed = result.items.filter((i) => i.result === 'failed');
+      const failed = [
+        ...result.items.filter((i) => i.result === 'failed'),
+        ...result.images.filter((i) => i.result === 'failed').map((i) => ({ ...i, name: i.arn, version: '' })),
+      ];
       if (opts.json) line(JSON.stringify(result, null, 2));
       else {
         line(
@@ -78,6 +84,13 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
           else if (item.result === 'failed') line(`${what}  NOT deleted: ${item.error ?? 'unknown error'}`);
           else line(`${what}  ${item.result}`);
         }
+        for (const image of result.images) {
+          const freed = image.amis.map((a) => `${a.id}${a.snapshots.length ? ` (${a.snapshots.join(', ')})` : ''}`).join(', ');
+          const what = `${image.kind} ${image.arn}${freed ? ` AMI ${freed}` : ''}`;
+          if (image.result === 'kept') line(`${what}  kept: ${image.keptBecause.join('; ')}`);
+          else if (image.result === 'failed') line(`${what}  NOT deleted: ${image.error ?? 'unknown error'}`);
+          else line(`${what}  ${image.result}`);
+        }
         if (result.items.length === 0) line('the ledger names no function or layer that has versions; nothing to prune');
         const gone = result.items.filter((i) => i.result === 'deleted' || i.result === 'would delete').length;
         if (result.applied) line(`${gone} version(s) deleted`);
@@ -85,7 +98,8 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
       }
       if (failed.length > 0) {
         ctx.err(`${failed.length} version(s) could not be deleted:\n`);
-        for (const f of failed) ctx.err(`  - ${f.kind} ${f.name} version ${f.version}: ${f.error ?? 'unknown error'}\n`);
+        for (const f of failed)
+          ctx.err(`  - ${f.kind} ${f.name}${f.version === '' ? '' : ` version ${f.version}`}: ${f.error ?? 'unknown error'}\n`);
         ctx.fail();
       }
     });

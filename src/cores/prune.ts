@@ -1,6 +1,8 @@
 import { BakeryError } from '../errors.ts';
+import type { ImageInventory } from '../ports/image-build.ts';
 import type { FunctionRegistry, FunctionVersionInfo, LayerRegistry } from '../ports/lambda.ts';
 import type { ArtefactStore, Ledger, LedgerEntry } from '../ports/storage.ts';
+import { type ImagePruneItem, pruneImages } from './prune-images.ts';
 import { manifestKey, type PinManifest } from './record.ts';
 
 /** How many of the newest manifests keep what they pin when `--keep` is not given. */
@@ -26,6 +28,8 @@ export interface PruneResult {
   /** The bakes whose manifests keep what they pin (the newest `keep`), oldest first. */
   keptManifests: string[];
   items: PruneItem[];
+  /** Image builds (their AMIs and snapshots) and per-key recipe versions; empty where the backend has none. */
+  images: ImagePruneItem[];
 }
 
 export interface PruneDeps {
@@ -33,6 +37,8 @@ export interface PruneDeps {
   artefacts: ArtefactStore;
   layers: LayerRegistry;
   functions: FunctionRegistry;
+  /** The image builds and recipe versions of the backend (AWS); none locally. */
+  images?: ImageInventory;
 }
 
 /** What one bake pinned: function versions and runtime layer versions. */
@@ -236,5 +242,8 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
   }
 
   items.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) || a.version - b.version : a.kind === 'function' ? -1 : 1));
-  return { keep, applied: apply, keptManifests, items };
+  const images = deps.images
+    ? await pruneImages({ apply, keptManifests, entries }, { images: deps.images, artefacts: deps.artefacts })
+    : [];
+  return { keep, applied: apply, keptManifests, items, images };
 }

@@ -73,4 +73,35 @@ export interface BuildCache {
    * recorded build is `replaces`. False when another build holds the key (kept as it is).
    */
   record(image: BuiltImage, replaces: string | null): Promise<boolean>;
+  /** Note that `bakeId` took the cached build of `bakeKey`, so prune keeps it while that bake runs. */
+  use(bakeKey: string, bakeId: string): Promise<void>;
+}
+
+/** An image build bakery ran (an Image Builder image in AWS), with what it left that costs money. */
+export interface BuiltImageResource {
+  /** The image build version ARN. */
+  arn: string;
+  /** The recipe version it was built from. */
+  recipeArn: string;
+  bakeId: string | null;
+  bakeKey: string | null;
+  /** Its AMIs, each with its snapshots, and whether it carries bakery's tags (what deletion is scoped by). */
+  amis: Array<{ id: string; snapshots: string[]; tagged: boolean }>;
+  /** The bake's own distribution configuration, deleted with it; null when it had none. */
+  distributionArn: string | null;
+}
+
+/**
+ * The image builds and per-key recipe versions bakery created, for `bakery prune`
+ * (Image Builder and EC2 in AWS; a local build has none).
+ */
+export interface ImageInventory {
+  images(): Promise<BuiltImageResource[]>;
+  /** The per-key recipe versions. */
+  recipes(): Promise<Array<{ arn: string; bakeKey: string | null }>>;
+  /** The bakes that took the cached build of `bakeKey` (a cache hit records its bake). */
+  cacheUsers(bakeKey: string): Promise<{ imageArn: string | null; bakeIds: string[] }>;
+  /** Deregister its tagged AMIs, delete their snapshots, its distribution configuration and the image. */
+  deleteImage(image: BuiltImageResource): Promise<void>;
+  deleteRecipe(arn: string): Promise<void>;
 }

@@ -89,6 +89,7 @@ function fakes(
       cacheEntries.set(image.bakeKey, structuredClone(image));
       return true;
     },
+    use: async () => {},
   };
   return { deps: { tokens, outputs, callbacks, cache }, tickets, sent, cacheEntries };
 }

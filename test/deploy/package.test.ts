@@ -711,6 +711,20 @@ describe('image build events', () => {
     ]);
   });
 
+  it('lets the operator policy of bakery prune deregister AMIs and delete snapshots only when tagged with this stack', () => {
+    const policy = resource('PruneImagesPolicy', 'AWS::IAM::ManagedPolicy').Properties.PolicyDocument as { Statement: JsonObject[] };
+    const of = (action: string) => policy.Statement.filter((s) => asArray(s.Action as Json).includes(action));
+    for (const action of ['ec2:DeregisterImage', 'ec2:DeleteSnapshot']) {
+      expect(of(action), action).toHaveLength(1);
+      expect(of(action)[0]?.Condition, action).toEqual({ StringEquals: { 'aws:ResourceTag/bakery:stack': 'bakery-dev-node22' } });
+    }
+    // The deployed recipe is never deleted: only the per-key versions.
+    expect(resourceStrings(of('imagebuilder:DeleteImageRecipe')[0]?.Resource as Json)).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
+      'arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:image-recipe/bakery-dev-node22-by-key/*',
+    ]);
+  });
+
   it('lets the build instances write the runtime zip under the prefix the handler reads, and nothing else of the bucket', () => {
     const role = resource('ImageBuilderInstanceRole', 'AWS::IAM::Role').Properties;
     const statements = statementsOf(role.Policies as Json).map((s) => s.statement);
@@ -812,6 +826,7 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
     'imagebuilder:CreateImageRecipe',
     'imagebuilder:GetComponent',
     'imagebuilder:GetImage',
+    'dynamodb:UpdateItem',
     'imagebuilder:CreateDistributionConfiguration',
     'imagebuilder:GetDistributionConfiguration',
     'imagebuilder:GetInfrastructureConfiguration',
@@ -854,6 +869,9 @@ const TASK_ACTIONS: Record<TaskName, string[]> = {
  */
 const STAR_RESOURCE_ALLOWLIST = [
   'lambda:ListLayerVersions',
+  // bakery prune's image side (PruneImagesPolicy): neither has resource-level permissions.
+  'imagebuilder:ListImageRecipes',
+  'ec2:DescribeImages',
   'logs:CreateLogDelivery',
   'logs:GetLogDelivery',
   'logs:UpdateLogDelivery',

@@ -81,6 +81,8 @@ function holds(expression: string | undefined, item: Item | undefined, values: I
   switch (expression) {
     case 'attribute_not_exists(pk)':
       return item === undefined;
+    case 'attribute_exists(pk)':
+      return item !== undefined;
     case 'attribute_not_exists(pk) OR imageArn = :replaces':
       return item === undefined || item.imageArn === values[':replaces'];
     case 'attribute_exists(pk) AND attribute_not_exists(#done)':
@@ -200,7 +202,9 @@ export function fakeAws(options: { runtimeSha256?: string } = {}): FakeAws {
       if (!item) throw new Error(`the fake table has no ${key}`);
       if (input.UpdateExpression === 'SET #done = :done') item.done = structuredClone(values[':done']);
       else if (input.UpdateExpression === 'REMOVE #done') delete item.done;
-      else throw new Error(`the fake table does not know the update ${input.UpdateExpression}`);
+      else if (input.UpdateExpression === 'ADD #users :bake') {
+        item.users = new Set([...((item.users as Set<string> | undefined) ?? []), ...(values[':bake'] as Set<string>)]);
+      } else throw new Error(`the fake table does not know the update ${input.UpdateExpression}`);
       return {};
     });
 

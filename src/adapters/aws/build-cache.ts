@@ -1,4 +1,4 @@
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { BakeryError } from '../../errors.ts';
 import type { BuildCache } from '../../ports/image-build.ts';
 import type { BuiltImage } from '../../state.ts';
@@ -62,5 +62,37 @@ export class DynamoBuildCache implements BuildCache {
       if (hasName(error, 'ConditionalCheckFailedException')) return false;
       throw error;
     }
+  }
+
+  async use(bakeKey: string, bakeId: string): Promise<void> {
+    await callAws(`UpdateItem build cache ${bakeKey}`, () =>
+      this.db.send(
+        new UpdateCommand({
+          TableName: resolveSetting(this.table),
+          Key: buildCacheKey(bakeKey),
+          // A string set: each bake once, however often its task is retried.
+          UpdateExpression: 'ADD #users :bake',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#users': 'users' },
+          ExpressionAttributeValues: { ':bake': new Set([bakeId]) },
+        }),
+      ),
+    ).catch((error: unknown) => {
+      // The record went in between (a rebuild replaced it): nothing to note on.
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+    });
+  }
+
+  /** The build recorded under `bakeKey` and the bakes that took it from the cache. */
+  async users(bakeKey: string): Promise<{ imageArn: string | null; bakeIds: string[] }> {
+    const out = await callAws(`GetItem build cache ${bakeKey}`, () =>
+      this.db.send(new GetCommand({ TableName: resolveSetting(this.table), Key: buildCacheKey(bakeKey), ConsistentRead: true })),
+    );
+    const users = out.Item?.users;
+    const imageArn = out.Item?.imageArn;
+    return {
+      imageArn: typeof imageArn === 'string' ? imageArn : null,
+      bakeIds: users instanceof Set ? [...users].map(String).sort() : [],
+    };
   }
 }

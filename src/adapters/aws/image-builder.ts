@@ -119,6 +119,8 @@ export class AwsImageBuilder implements ImageBuilder {
       if (!request.rebuild && check.found && check.ref.sha256Hex === cached.runtime.sha256Hex) {
         // Step Functions waits for the token, so a hit completes it like a finished build does.
         const hit: BuiltImage = { ...cached, cacheHit: true };
+        // Noted first, so prune keeps the build while this bake runs.
+        await this.cache.use(request.bakeKey, request.bakeId);
         await this.callbacks.succeed(request.taskToken, JSON.parse(JSON.stringify(hit)) as Json);
         return { buildId: cached.imageArn ?? cached.runtime.uri };
       }

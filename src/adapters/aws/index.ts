@@ -9,6 +9,7 @@ import { fromEnv, recipesDir } from './config.ts';
 import { DynamoApprovalStore, DynamoLedger } from './dynamo.ts';
 import { LambdaFunctionRegistry } from './functions.ts';
 import { AwsImageBuilder } from './image-builder.ts';
+import { AwsImageInventory } from './image-inventory.ts';
 import { LambdaInvoker } from './invoker.ts';
 import { LambdaLayerRegistry } from './layers.ts';
 import { AwsPatchResolver } from './patches.ts';
@@ -55,6 +56,8 @@ export function buildAwsDeps(env: NodeJS.ProcessEnv = process.env): Deps {
     patches: new AwsPatchResolver({ regionArn: pipelineArn }),
     clock,
     ids: { random: () => randomBytes(8).toString('hex') },
+    // The image side of `bakery prune` needs the pipeline; without IMAGE_PIPELINE_ARN prune skips it.
+    ...(env.IMAGE_PIPELINE_ARN ? { images: new AwsImageInventory({ pipelineArn, table }) } : {}),
   };
 }
 

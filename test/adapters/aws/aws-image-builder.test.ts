@@ -263,6 +263,11 @@ describe('AwsImageBuilder: the build cache', () => {
     expect(buildId).toBe(cached.imageArn);
     expect(sent).toEqual([{ token: 'token-code-only-1', output: { ...cached, cacheHit: true } }]);
     expect(aws.dbMock).not.toHaveReceivedCommand(PutCommand);
+    // The hit is noted on the record, so prune keeps the build while this bake runs.
+    expect(await new DynamoBuildCache({ table: TABLE, client: aws.db }).users(req.bakeKey)).toEqual({
+      imageArn: cached.imageArn,
+      bakeIds: ['code-only-1'],
+    });
   });
 
   it('builds again when the cached runtime zip is gone or changed, and the new build may replace the record', async () => {
