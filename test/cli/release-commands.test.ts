@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * `bakery rollback`, `history`, `drift` and `alarm`, in-process through makeProgram:
  * on the local backend after two real bakes (the state machine on the local runner),
@@ -157,6 +158,22 @@ describe('on the AWS backend', () => {
   const dynamo = mockClient(DynamoDBDocumentClient);
   const env = { BAKERY_BACKEND: 'aws', ARTEFACTS_BUCKET: 'artefacts', TABLE_NAME: 'bakery', AWS_REGION: 'eu-west-1' };
   const LAYER = 'arn:aws:lambda:eu-west-1:123456789012:layer:baked-node22:4';
+  // The manifest S3 serves, and its SHA-256 as the ledger recorded it (drift checks the one against the other).
+  const MANIFEST = JSON.stringify({
+    functions: [
+      {
+        name: 'baked-hello',
+        version: '6',
+        codeSha256: 'code=',
+        alias: 'live',
+        handler: 'index.handler',
+        runtime: 'provided.al2023',
+        layers: [LAYER],
+        environmentNames: ['GREETING_STYLE'],
+      },
+    ],
+  });
+
   const released = (bakeId: string, from: string | null, to: string): LedgerEntry => ({
     type: 'released',
     bakeId,
@@ -164,7 +181,11 @@ describe('on the AWS backend', () => {
     trigger: { type: 'cli', user: 'ana' },
     layer: { arn: LAYER, version: 4, codeSha256: 'l=' },
     functions: [{ name: 'baked-hello', alias: 'live', from, to, changed: true }],
-    manifest: { uri: `s3://artefacts/${manifestKey(bakeId)}`, sha256Hex: '00', size: 1 },
+    manifest: {
+      uri: `s3://artefacts/${manifestKey(bakeId)}`,
+      sha256Hex: createHash('sha256').update(MANIFEST).digest('hex'),
+      size: Buffer.byteLength(MANIFEST),
+    },
   });
 
   beforeAll(() => {
@@ -180,24 +201,7 @@ describe('on the AWS backend', () => {
       Layers: [{ Arn: LAYER }],
       Environment: { Variables: { GREETING_STYLE: 'plain' } },
     });
-    s3.on(GetObjectCommand).callsFake(() => ({
-      Body: Readable.from([
-        JSON.stringify({
-          functions: [
-            {
-              name: 'baked-hello',
-              version: '6',
-              codeSha256: 'code=',
-              alias: 'live',
-              handler: 'index.handler',
-              runtime: 'provided.al2023',
-              layers: [LAYER],
-              environmentNames: ['GREETING_STYLE'],
-            },
-          ],
-        }),
-      ]),
-    }));
+    s3.on(GetObjectCommand).callsFake(() => ({ Body: Readable.from([MANIFEST]) }));
   });
 
   afterAll(() => {
