@@ -157,8 +157,16 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
       await pause(`${state}:waiting`);
       let outcome = journaledToken ? await deps.callbacks.settled(token) : undefined;
       if (!outcome) {
-        await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps);
-        outcome = await deps.callbacks.wait(token, stop.signal);
+        try {
+          await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps);
+        } catch (error) {
+          // A decision can land between the check above and the re-request (which then refuses
+          // to ask again): it settled this same journaled token, so its outcome stands.
+          const late = journaledToken ? await deps.callbacks.settled(token) : undefined;
+          if (!late) throw error;
+          outcome = late;
+        }
+        outcome ??= await deps.callbacks.wait(token, stop.signal);
       }
       if (outcome.status === 'failed') throw namedError(outcome.error, outcome.cause);
       return outcome.output;
