@@ -160,11 +160,9 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
         try {
           await TASKS[task]({ ...(payload as Record<string, Json>), taskToken: token }, deps);
         } catch (error) {
-          // A decision can land between the check above and the re-request (which then refuses
-          // to ask again): it settled this same journaled token, so its outcome stands.
-          const late = journaledToken ? await deps.callbacks.settled(token) : undefined;
-          if (!late) throw error;
-          outcome = late;
+          // A decision can land between the check above and the re-request, which then refuses to
+          // ask again: the decision settles this same journaled token (just after it is recorded), so wait for it.
+          if (!journaledToken || (error as Error).name !== 'AlreadyDecidedError') throw error;
         }
         outcome ??= await deps.callbacks.wait(token, stop.signal);
       }
