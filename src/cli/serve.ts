@@ -1,7 +1,8 @@
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { LocalDeps } from '../adapters/local/index.ts';
 import { type LocalSlackSettings, localReplies, localSlackNotifier } from '../adapters/local/slack.ts';
 import { InputError } from '../errors.ts';
+import { parsePort, untilSignal } from './long-running.ts';
 
 /** What the serve commands need from the program that hosts them. */
 export interface ServeCommandContext {
@@ -16,18 +17,6 @@ export interface ServeCommandContext {
   /** Resolves when the server should stop; by default on SIGINT or SIGTERM. */
   stopped?: () => Promise<void>;
 }
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535) throw new InvalidArgumentError('expected a TCP port, 0 (any free one) to 65535');
-  return port;
-}
-
-const untilSignal = () =>
-  new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
 
 /** `bakery serve` and `bakery schedule run`. The serve modules are imported when a command runs, not at start-up. */
 export function addServeCommands(program: Command, ctx: ServeCommandContext): void {

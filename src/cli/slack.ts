@@ -1,9 +1,10 @@
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { LocalDeps } from '../adapters/local/index.ts';
 import { LOCAL_ENV_FILE, type LocalSlackSettings, localReplies, localSlackNotifier } from '../adapters/local/slack.ts';
 import type { SlackOutcome } from '../cores/slack-callback.ts';
 import { InputError } from '../errors.ts';
 import { startCallbackServer } from '../local/callback-server.ts';
+import { parsePort, untilSignal } from './long-running.ts';
 
 /** What the Slack commands need from the program that hosts them. */
 export interface SlackCommandContext {
@@ -17,18 +18,6 @@ export interface SlackCommandContext {
   /** Resolves when the server should stop; by default on SIGINT or SIGTERM. */
   stopped?: () => Promise<void>;
 }
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535) throw new InvalidArgumentError('expected a TCP port, 0 (any free one) to 65535');
-  return port;
-}
-
-const untilSignal = () =>
-  new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
 
 function describe(outcome: SlackOutcome): string {
   switch (outcome.kind) {
