@@ -23,10 +23,13 @@ import { callAws, hasName } from './errors.ts';
 import { s3Uri } from './s3.ts';
 
 /**
- * Lambda takes a zip inline up to 50 MiB (its request limit is ~70 MB and the zip goes
- * base64-encoded); anything bigger must be uploaded to S3 first.
+ * The largest zip sent inline (function code and layers alike); anything bigger is
+ * uploaded to S3 first. Lambda documents 50 MB for a direct upload, but the zip travels
+ * base64-encoded inside a JSON request whose limit is about 70 MB: a zip of exactly
+ * 50 MiB becomes 69.9 MB of base64 before the rest of the request, and is refused. 49 MiB
+ * leaves room for the envelope (#13.3).
  */
-export const DIRECT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024;
+export const DIRECT_UPLOAD_MAX_BYTES = 49 * 1024 * 1024;
 
 /** How many of a layer's newest versions are checked for a matching CodeSha256. */
 export const REUSE_SEARCH_LIMIT = 50;

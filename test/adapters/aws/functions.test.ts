@@ -226,7 +226,7 @@ describe('LambdaFunctionRegistry', () => {
       });
     });
 
-    it('sends code over 50 MB through the artefacts bucket', async () => {
+    it('sends code over the direct-upload limit through the artefacts bucket', async () => {
       // Prepare: a sparse file just over the limit.
       await truncate(input.codeFile, DIRECT_UPLOAD_MAX_BYTES + 1);
       lambda
@@ -243,6 +243,28 @@ describe('LambdaFunctionRegistry', () => {
       const key = `code/hello/${Buffer.from(input.codeSha256, 'base64').toString('hex')}.zip`;
       expect(s3).toHaveReceivedCommandWith(PutObjectCommand, { Bucket: 'bakery-artefacts', Key: key, ChecksumSHA256: input.codeSha256 });
       expect(lambda).toHaveReceivedCommandWith(CreateFunctionCommand, { Code: { S3Bucket: 'bakery-artefacts', S3Key: key } });
+    });
+    it('sends a zip of exactly 50 MiB through the artefacts bucket (base64 would make it too large), 49 MiB inline', async () => {
+      // Prepare: sparse files at the boundary; the limit is fixed here, not read from the code.
+      lambda.on(GetFunctionCommand).resolves({ Configuration: { State: 'Active', LastUpdateStatus: 'Successful' } });
+      lambda.on(UpdateFunctionCodeCommand).resolves({});
+      lambda.on(UpdateFunctionConfigurationCommand).resolves({});
+      s3.on(PutObjectCommand).resolves({});
+
+      // Act + Assess: 49 MiB goes inline.
+      await truncate(input.codeFile, 49 * 1024 * 1024);
+      await registry.publishVersion(input);
+      expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+      const inline = lambda.commandCalls(UpdateFunctionCodeCommand)[0]?.args[0].input;
+      expect(inline?.ZipFile?.byteLength).toBe(49 * 1024 * 1024);
+
+      // 50 MiB goes through S3.
+      lambda.resetHistory();
+      await truncate(input.codeFile, 50 * 1024 * 1024);
+      await registry.publishVersion(input);
+      const key = `code/hello/${Buffer.from(input.codeSha256, 'base64').toString('hex')}.zip`;
+      expect(s3).toHaveReceivedCommandWith(PutObjectCommand, { Bucket: 'bakery-artefacts', Key: key, ContentLength: 50 * 1024 * 1024 });
+      expect(lambda).toHaveReceivedCommandWith(UpdateFunctionCodeCommand, { S3Bucket: 'bakery-artefacts', S3Key: key });
     });
   });
 

@@ -147,7 +147,7 @@ describe('LambdaLayerRegistry', () => {
       expect(s3).not.toHaveReceivedAnyCommand();
     });
 
-    it('uploads a zip over 50 MB to the artefacts bucket and publishes from S3', async () => {
+    it('uploads a zip over the direct-upload limit to the artefacts bucket and publishes from S3', async () => {
       // Prepare: a sparse file just over the limit.
       const zipFile = path.join(work.dir, 'big.zip');
       await writeFile(zipFile, '');
@@ -176,6 +176,31 @@ describe('LambdaLayerRegistry', () => {
         ContentLength: DIRECT_UPLOAD_MAX_BYTES + 1,
       });
       expect(lambda).toHaveReceivedCommandWith(PublishLayerVersionCommand, { Content: { S3Bucket: 'bakery-artefacts', S3Key: key } });
+    });
+    it('publishes a zip of exactly 50 MiB from S3 (base64 would make it too large), 49 MiB inline', async () => {
+      // Prepare: sparse files at the boundary; the limit is fixed here, not read from the code.
+      const digest = createHash('sha256').update('pretend').digest();
+      s3.on(PutObjectCommand).resolves({});
+      lambda.on(PublishLayerVersionCommand).resolves(version(6, digest.toString('base64')));
+      const publish = async (size: number) => {
+        const zipFile = path.join(work.dir, `${size}.zip`);
+        await writeFile(zipFile, '');
+        await truncate(zipFile, size);
+        const common = { name: NAME, description: 'boundary', sha256Base64: digest.toString('base64') };
+        await registry.publish({ ...common, zipFile, size, compatibleRuntimes: ['provided.al2023'], architectures: ['arm64'] });
+      };
+
+      // Act + Assess
+      await publish(49 * 1024 * 1024);
+      expect(s3).not.toHaveReceivedCommand(PutObjectCommand);
+      expect(lambda.commandCalls(PublishLayerVersionCommand)[0]?.args[0].input.Content?.ZipFile?.byteLength).toBe(49 * 1024 * 1024);
+      await publish(50 * 1024 * 1024);
+      const key = `layers/${NAME}/${digest.toString('hex')}.zip`;
+      expect(s3).toHaveReceivedCommandWith(PutObjectCommand, { Key: key, ContentLength: 50 * 1024 * 1024 });
+      expect(lambda.commandCalls(PublishLayerVersionCommand)[1]?.args[0].input.Content).toEqual({
+        S3Bucket: 'bakery-artefacts',
+        S3Key: key,
+      });
     });
   });
 
