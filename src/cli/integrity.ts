@@ -53,9 +53,14 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
 
   program
     .command('prune')
-    .description('list (and with --apply delete) the layer and function versions no alias and none of the newest manifests uses')
+    .description(
+      'list (and with --apply delete) the layer and function versions that no alias, none of the kept releases and no bake in flight uses',
+    )
     .addOption(
-      program.createOption('--keep <n>', 'keep every version the newest <n> manifests pin').argParser(parseKeep).default(DEFAULT_KEEP),
+      program
+        .createOption('--keep <n>', "keep every version each function's newest <n> releases pin (its rollback targets)")
+        .argParser(parseKeep)
+        .default(DEFAULT_KEEP),
     )
     .option('--apply', 'delete them (without it, only list them)')
     .option(
@@ -71,7 +76,7 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
       if (opts.json) line(JSON.stringify(result, null, 2));
       else {
         line(
-          `prune (${result.applied ? 'applied' : 'dry run; --apply deletes'}): keeping what an alias points at and what the newest ${result.keep} manifest(s) pin` +
+          `prune (${result.applied ? 'applied' : 'dry run; --apply deletes'}): keeping what an alias points at, what bakes in flight hold, and what each function's newest ${result.keep} release(s) pin` +
             (result.keptManifests.length ? ` (${result.keptManifests.join(', ')})` : ''),
         );
         let heading = '';

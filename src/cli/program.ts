@@ -16,7 +16,7 @@ import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
 import { status } from '../cores/status.ts';
 import { BakeInterruptedError, BakeryError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
 import { PROJECT_ROOT } from '../local/asl.ts';
-import { getExecution, listExecutions } from '../local/journal.ts';
+import { getExecution, listExecutions, versionsInFlight } from '../local/journal.ts';
 import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../local/runner.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
@@ -107,7 +107,11 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     await h.ensure({ create });
     // With a bot token and channel (environment or .bakery.env), local approvals go to Slack too.
     const slack = localSlackNotifier(await readLocalSlackSettings(io.env, io.cwd));
-    return createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...(slack ? { slack } : {}), ...options });
+    return {
+      ...createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...(slack ? { slack } : {}), ...options }),
+      // What executions that have not ended hold, from their journal: prune keeps it.
+      executions: { inFlight: () => versionsInFlight(h) },
+    };
   };
 
   /** Test-only: BAKERY_TEST_PAUSE_AT stops a bake at a named point until it is killed (see RunBakeOptions.pauseAt). */

@@ -1,11 +1,13 @@
 import { BakeryError } from '../errors.ts';
+import type { ExecutionRefs, ExecutionsInFlight } from '../ports/executions.ts';
 import type { ImageInventory } from '../ports/image-build.ts';
 import type { FunctionRegistry, FunctionVersionInfo, LayerRegistry } from '../ports/lambda.ts';
 import type { ArtefactStore, Ledger, LedgerEntry } from '../ports/storage.ts';
 import { type ImagePruneItem, pruneImages } from './prune-images.ts';
 import { manifestKey, type PinManifest } from './record.ts';
+import { releasedVersions } from './rollback.ts';
 
-/** How many of the newest manifests keep what they pin when `--keep` is not given. */
+/** How many of each function's newest releases keep what they pin when `--keep` is not given. */
 export const DEFAULT_KEEP = 3;
 
 /** One version prune looked at. */
@@ -25,7 +27,7 @@ export interface PruneItem {
 export interface PruneResult {
   keep: number;
   applied: boolean;
-  /** The bakes whose manifests keep what they pin (the newest `keep`), oldest first. */
+  /** The bakes whose manifests keep what they pin (each function's newest `keep` releases), oldest first. */
   keptManifests: string[];
   items: PruneItem[];
   /** Image builds (their AMIs and snapshots) and per-key recipe versions; empty where the backend has none. */
@@ -39,6 +41,8 @@ export interface PruneDeps {
   functions: FunctionRegistry;
   /** The image builds and recipe versions of the backend (AWS); none locally. */
   images?: ImageInventory;
+  /** What executions that have not ended hold (the local journal); absent in AWS. */
+  executions?: ExecutionRefs;
 }
 
 /** What one bake pinned: function versions and runtime layer versions. */
@@ -83,16 +87,50 @@ function pinsOfEntry(entry: Extract<LedgerEntry, { type: 'released' }>): Pins {
 
 const key = (name: string, version: number) => `${name}\0${version}`;
 
+/** `fn` under the registry's publish lock where it has one (locally), else directly. */
+const underPublishLock = <T>(
+  registry: { withPublishLock?<U>(name: string, fn: () => Promise<U>): Promise<U> },
+  name: string,
+  fn: () => Promise<T>,
+) => (registry.withPublishLock ? registry.withPublishLock(name, fn) : fn());
+
+/** A version a bake took up after prune listed it: it stays, and says why. */
+function keepAfterAll(item: PruneItem, held: string[]): void {
+  item.keptBecause = held;
+  item.result = 'kept';
+}
+
+/** Why an execution in flight keeps a version, if it does. */
+function heldInFlight(flight: ExecutionsInFlight, kind: 'function' | 'layer', name: string, version: number, arn: string | null): string[] {
+  const held =
+    kind === 'function'
+      ? flight.functions.filter((f) => f.name === name && f.version === String(version))
+      : flight.layers.filter((l) => l.arn === arn);
+  const publishing = flight.publishing.filter((p) => (kind === 'function' ? p.functions : p.layers).includes(name));
+  return [
+    ...held.map((h) => `in use by bake ${h.bakeId} (${h.status})`),
+    ...publishing.map((p) => `bake ${p.bakeId} is in ${p.state} (${p.status}) and may reuse it`),
+  ];
+}
+
+const NOTHING_IN_FLIGHT: ExecutionsInFlight = { layers: [], functions: [], publishing: [] };
+
 /**
  * `bakery prune`: the layer and function versions that no alias points at and none of
- * the newest `keep` manifests pins, of the functions and runtime layers the ledger knows.
- * A dry run unless `apply`. What is kept, and why:
+ * the kept releases pins, of the functions and runtime layers the ledger knows. A dry run
+ * unless `apply`. What is kept, and why:
  * - a version an alias points at (or routes a weight to), and `$LATEST` (never listed);
- * - a version a manifest among the newest `keep` pins;
+ * - for each function, what its newest `keep` releases pinned (its version, the runtime
+ *   layer and its own layers): every version `bakery rollback` can reach among them.
+ *   Failed bakes and other functions' releases do not count towards a function's `keep`;
+ * - what an execution that has not ended (running, waiting, interrupted) published or
+ *   reused, and every version of a layer or function such an execution is publishing now;
  * - a version newer than every one any bake recorded: it may belong to a bake still in
  *   progress (published, waiting for validation or approval, not yet recorded);
  * - a layer version a remaining function version uses.
- * Function versions are deleted first; a layer version whose user could not be deleted stays.
+ * Function versions are deleted first; a layer version whose user could not be deleted
+ * stays. Each deletion re-checks the executions in flight under the lock that publishing
+ * takes (locally), so a version a bake reuses after prune listed it is not deleted.
  */
 export async function prune(input: { keep: number; apply: boolean }, deps: PruneDeps): Promise<PruneResult> {
   const { keep, apply } = input;
@@ -107,28 +145,61 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
       bakes.set(entry.bakeId, entry);
     }
   }
+  // The window, per function and alias: the newest `keep` bakes that released it. Failed
+  // bakes and other functions' releases do not use it up, so every version `bakery
+  // rollback` can reach among a function's last `keep` releases stays.
+  const windows = new Map<string, Set<string>>();
+  const aliasesOf = new Map<string, Set<string>>();
+  for (const entry of entries) {
+    if (entry.type !== 'released') continue;
+    for (const move of entry.functions) aliasesOf.set(move.name, (aliasesOf.get(move.name) ?? new Set()).add(move.alias));
+  }
+  for (const [name, aliases] of aliasesOf) {
+    const window = new Set<string>();
+    for (const alias of aliases) {
+      const bakeIds = [...new Set(releasedVersions(entries, name, alias).map((r) => r.bakeId))];
+      for (const bakeId of keep === 0 ? [] : bakeIds.slice(-keep)) window.add(bakeId);
+    }
+    windows.set(name, window);
+  }
+  const inWindow = (bakeId: string) => [...windows.values()].some((w) => w.has(bakeId));
   const all: Pins[] = [];
-  const recent: Pins[] = [];
   const pinnedBy = new Map<string, string[]>();
+  const pin = (k: string, bakeId: string) => {
+    const by = pinnedBy.get(k) ?? [];
+    if (!by.includes(bakeId)) pinnedBy.set(k, [...by, bakeId]);
+  };
   const bakeIds = [...bakes.keys()];
-  const keptManifests = keep === 0 ? [] : bakeIds.slice(-keep);
+  const keptManifests = bakeIds.filter(inWindow);
   for (const [bakeId, entry] of bakes) {
     const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(bakeId));
-    const isRecent = keptManifests.includes(bakeId);
+    const isKept = inWindow(bakeId);
     let pins: Pins;
     if (manifest) pins = pinsOfManifest(manifest);
     else if (entry.type === 'released') pins = pinsOfEntry(entry);
-    else if (isRecent) {
-      throw new BakeryError(`the manifest of bake ${bakeId}, one of the newest ${keep}, cannot be read; nothing was deleted`, {
-        hint: 'Without it, prune cannot tell which versions it pins. `bakery verify` shows what is wrong with it.',
-      });
-    } else continue;
+    else continue;
     all.push(pins);
-    if (!isRecent) continue;
-    recent.push(pins);
-    for (const ref of [...pins.functions.map((f) => ['function', f] as const), ...pins.layers.map((l) => ['layer', l] as const)]) {
-      const k = `${ref[0]}\0${key(ref[1].name, ref[1].version)}`;
-      pinnedBy.set(k, [...(pinnedBy.get(k) ?? []), bakeId]);
+    if (!isKept) continue;
+    // What the bake pinned for each function whose window it is in: its version, the
+    // runtime layer and the function's own layers (from the ledger entry when the
+    // manifest cannot be read).
+    const pinned = manifest
+      ? manifest.functions.map((f) => ({
+          name: f.name,
+          version: f.version,
+          layers: [...(manifest.layer ? [manifest.layer.arn] : []), ...((f as { layers?: string[] }).layers ?? [])],
+        }))
+      : entry.type === 'released'
+        ? entry.functions.map((m) => ({ name: m.name, version: m.to, layers: [entry.layer.arn] }))
+        : [];
+    for (const fn of pinned) {
+      if (!windows.get(fn.name)?.has(bakeId)) continue;
+      const version = numbered(fn.version);
+      if (version !== undefined) pin(`function\0${key(fn.name, version)}`, bakeId);
+      for (const arn of fn.layers) {
+        const layer = parseLayer(arn);
+        if (layer) pin(`layer\0${key(layer.name, layer.version)}`, bakeId);
+      }
     }
   }
   // Rollbacks move aliases between released versions: their functions and versions are known too.
@@ -147,6 +218,7 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
   }
   for (const r of rollbacks) for (const v of r.versions) record(`function\0${r.name}`, v);
 
+  const flight = (await deps.executions?.inFlight()) ?? NOTHING_IN_FLIGHT;
   const items: PruneItem[] = [];
   // Layer versions used by the function versions that stay: `$LATEST` and every kept one.
   const layerUsers = new Map<string, string[]>();
@@ -180,6 +252,7 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
         ...aliases.filter((a) => a.version === fn.version || Object.hasOwn(a.weights ?? {}, fn.version)).map((a) => `alias ${a.alias}`),
         ...(pinnedBy.get(`function\0${key(name, version)}`) ?? []).map((b) => `pinned by ${b}`),
         ...(version > newest ? ['newer than every recorded bake (one may be in progress)'] : []),
+        ...heldInFlight(flight, 'function', name, version, null),
       ];
       if (keptBecause.length) used(fn);
       items.push({
@@ -198,8 +271,16 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
     for (const item of items) {
       if (item.result !== 'would delete') continue;
       try {
-        await deps.functions.deleteVersion(item.name, String(item.version));
-        item.result = 'deleted';
+        const held = await underPublishLock(deps.functions, item.name, async () => {
+          const now = heldInFlight((await deps.executions?.inFlight()) ?? NOTHING_IN_FLIGHT, 'function', item.name, item.version, null);
+          if (!now.length) await deps.functions.deleteVersion(item.name, String(item.version));
+          return now;
+        });
+        if (held.length) {
+          keepAfterAll(item, held);
+          const fn = versionsOf.get(item.name)?.find((v) => v.version === String(item.version));
+          if (fn) used(fn);
+        } else item.result = 'deleted';
       } catch (error) {
         item.result = 'failed';
         item.error = error instanceof Error ? error.message : String(error);
@@ -219,6 +300,7 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
         ...(layerUsers.get(k) ?? []).map((u) => `used by ${u}`),
         ...(pinnedBy.get(`layer\0${k}`) ?? []).map((b) => `pinned by ${b}`),
         ...(layer.version > newest ? ['newer than every recorded bake (one may be in progress)'] : []),
+        ...heldInFlight(flight, 'layer', name, layer.version, layer.arn),
       ];
       const item: PruneItem = {
         kind: 'layer',
@@ -232,8 +314,13 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
       items.push(item);
       if (!apply || item.result !== 'would delete') continue;
       try {
-        await deps.layers.deleteVersion(layer.arn);
-        item.result = 'deleted';
+        const held = await underPublishLock(deps.layers, name, async () => {
+          const now = heldInFlight((await deps.executions?.inFlight()) ?? NOTHING_IN_FLIGHT, 'layer', name, layer.version, layer.arn);
+          if (!now.length) await deps.layers.deleteVersion(layer.arn);
+          return now;
+        });
+        if (held.length) keepAfterAll(item, held);
+        else item.result = 'deleted';
       } catch (error) {
         item.result = 'failed';
         item.error = error instanceof Error ? error.message : String(error);

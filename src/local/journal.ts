@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { LocalHome } from '../adapters/local/home.ts';
 import { withFileLock } from '../adapters/local/lock.ts';
 import { NotFoundError, NotInterruptedError } from '../errors.ts';
+import type { ExecutionsInFlight } from '../ports/executions.ts';
 import type { BakeRequest, Json } from '../state.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fsx.ts';
 import { currentOwner, describeOwner, ownerLiveness, type ProcessOwner } from '../util/owner.ts';
@@ -117,37 +118,58 @@ export async function getExecution(home: LocalHome, bakeId: string): Promise<Exe
 }
 
 /**
- * Layer and function versions that executions which have not ended (running, waiting
- * for approval, interrupted) have published or reused: pruning must keep them, since
- * such an execution may still validate, release or record them.
+ * What executions that have not ended (running, waiting for approval, interrupted) hold:
+ * the layer and function versions they published or reused, and, for one inside
+ * PublishLayer or PublishVersion, the layers and functions it may yet reuse a version of.
+ * Pruning keeps all of it, since such an execution may still validate, release or record
+ * them. The `entered` step is journaled before a task runs, so a publish that reuses a
+ * version is seen here from before it looks the version up until its result is journaled.
  */
-export async function versionsInFlight(
-  home: LocalHome,
-): Promise<{ layers: Array<{ arn: string; bakeId: string }>; functions: Array<{ name: string; version: string; bakeId: string }> }> {
-  const layers: Array<{ arn: string; bakeId: string }> = [];
-  const functions: Array<{ name: string; version: string; bakeId: string }> = [];
+export async function versionsInFlight(home: LocalHome): Promise<ExecutionsInFlight> {
+  const flight: ExecutionsInFlight = { layers: [], functions: [], publishing: [] };
   for (const summary of await listExecutions(home)) {
-    if (summary.status === 'succeeded' || summary.status === 'failed' || summary.status === 'upToDate') continue;
+    const status = summary.status;
+    if (status !== 'running' && status !== 'waiting' && status !== 'interrupted') continue;
     const record = await readExecution(home, summary.bakeId);
+    const bake = { bakeId: summary.bakeId, status };
     for (const task of record?.tasks ?? []) {
-      for (const value of [task.input, task.result]) {
+      // A Lambda task's result is Lambda's answer: what the function returned is its Payload.
+      const returned = (task.result as { Payload?: Json } | undefined)?.Payload ?? task.result;
+      for (const value of [task.input, returned]) {
         const state = (value ?? {}) as {
           layer?: { arn?: unknown };
           versions?: { functions?: unknown };
           functions?: unknown;
           arn?: unknown;
         };
-        if (typeof state.layer?.arn === 'string') layers.push({ arn: state.layer.arn, bakeId: summary.bakeId });
+        if (typeof state.layer?.arn === 'string') flight.layers.push({ ...bake, arn: state.layer.arn });
+        // PublishLayer returns the layer itself.
+        if (task.state === 'PublishLayer' && value === returned && typeof state.arn === 'string')
+          flight.layers.push({ ...bake, arn: state.arn });
         const published = Array.isArray(state.versions?.functions) ? state.versions.functions : [];
-        for (const fn of published as Array<{ name?: unknown; version?: unknown }>) {
+        // PublishVersion returns {functions: [...]}, later states carry it as $.versions.
+        const made = task.state === 'PublishVersion' && value === returned && Array.isArray(state.functions) ? state.functions : [];
+        for (const fn of [...published, ...made] as Array<{ name?: unknown; version?: unknown }>) {
           if (typeof fn.name === 'string' && typeof fn.version === 'string')
-            functions.push({ name: fn.name, version: fn.version, bakeId: summary.bakeId });
+            flight.functions.push({ ...bake, name: fn.name, version: fn.version });
         }
       }
     }
+    const last = record?.tasks.at(-1);
+    if (last && last.result === undefined && (last.state === 'PublishLayer' || last.state === 'PublishVersion')) {
+      const input = (last.input ?? {}) as { bake?: { spec?: { layer?: { name?: unknown } }; functions?: Array<{ name?: unknown }> } };
+      const layer = input.bake?.spec?.layer?.name;
+      flight.publishing.push({
+        ...bake,
+        state: last.state,
+        layers: last.state === 'PublishLayer' && typeof layer === 'string' ? [layer] : [],
+        functions:
+          last.state === 'PublishVersion' ? (input.bake?.functions ?? []).flatMap((f) => (typeof f.name === 'string' ? [f.name] : [])) : [],
+      });
+    }
   }
   const unique = <T>(items: T[]) => [...new Map(items.map((i) => [JSON.stringify(i), i])).values()];
-  return { layers: unique(layers), functions: unique(functions) };
+  return { layers: unique(flight.layers), functions: unique(flight.functions), publishing: flight.publishing };
 }
 
 /** The journal of one execution, written by the process that runs it. */

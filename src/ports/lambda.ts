@@ -29,6 +29,12 @@ export interface LayerRegistry {
   listVersions(name: string): Promise<Array<{ name: string; arn: string; version: number }>>;
   /** Delete one version (gone already is fine). A deleted version's number is never given out again. */
   deleteVersion(arn: string): Promise<void>;
+  /**
+   * Run `fn` under the lock that publishing (or reusing) a version of layer `name` takes,
+   * so a deletion that re-checks under it cannot race a bake about to reuse the version.
+   * Local only: Lambda has no such lock (see docs/releases.md for what prune relies on there).
+   */
+  withPublishLock?<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface FunctionVersionInput {
@@ -95,6 +101,8 @@ export interface FunctionRegistry {
   downloadCode(name: string, version: string, file: string): Promise<boolean>;
   /** Delete a numbered version (never `$LATEST`); AliasConflictError when an alias points at it. Gone already is fine. */
   deleteVersion(name: string, version: string): Promise<void>;
+  /** Run `fn` under the lock that publishing (or reusing) a version of function `name` takes; local only, as for layers. */
+  withPublishLock?<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export type InvokeOutcome =

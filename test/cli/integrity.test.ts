@@ -4,7 +4,7 @@
  * module's SDK clients mocked.
  */
 import { createHash } from 'node:crypto';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import {
   DeleteFunctionCommand,
   DeleteLayerVersionCommand,
@@ -23,11 +23,13 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vite
 import { documentClient, lambdaClient, s3Client } from '../../src/adapters/aws/clients.ts';
 import { ExitCodes } from '../../src/cli/program.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
+import { ExecutionJournal } from '../../src/local/journal.ts';
 import { runBake } from '../../src/local/runner.ts';
+import type { Json } from '../../src/state.ts';
 import { body, tempDir, zipOf } from '../adapters/aws/fixtures.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
-import { type LocalBackend, localBackend, recordBake } from '../helpers/pins.ts';
+import { type LocalBackend, localBackend, type RecordedBake, recordBake } from '../helpers/pins.ts';
 
 const bakery = (args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> => runCli(args, { BAKERY_USER: 'tester', ...env });
 
@@ -107,6 +109,33 @@ describe('bakery verify and prune on the local backend', () => {
     expect(afterApply).toEqual(['3']);
     expect(badKeep.code).toBe(ExitCodes.BadInput);
     expect(badKeep.stderr).toContain('expected a whole number of manifests');
+  });
+
+  it('prune keeps what an interrupted bake holds, from the journal of executions, and names the bake', async () => {
+    // Prepare
+    const bakes = [];
+    for (const n of [1, 2, 3]) bakes.push(await recordBake(backend, { bakeId: `bake-${n}`, runtime: `r${n}`, code: `c${n}` }));
+    const held = bakes[0] as RecordedBake;
+    const journal = await ExecutionJournal.start(
+      backend.home,
+      { bakeId: 'bake-9', source: { type: 'file', path: 'bake.json' }, trigger: { type: 'cli', user: 'tester' } },
+      'bake.json',
+    );
+    // bake-9 reused bake-1's layer and version, then its process died while it waited for approval.
+    await journal.entered('RequestApproval', { layer: held.layer, versions: held.versions } as unknown as Json);
+    const file = backend.home.path('executions', 'bake-9.json');
+    const record = JSON.parse(await readFile(file, 'utf8')) as { owner: { startedAt: string } };
+    record.owner.startedAt = '2000-01-01T00:00:00.000Z';
+    await writeFile(file, JSON.stringify(record));
+
+    // Act
+    const applied = await bakery(['prune', '--keep', '1', '--apply'], env);
+
+    // Assess
+    expect(applied.code, applied.stderr).toBe(ExitCodes.Success);
+    expect(applied.stdout).toContain('  version 1  kept: in use by bake bake-9 (interrupted)');
+    expect((await backend.deps.functions.listVersions('hello')).map((v) => v.version)).toEqual(['1', '3']);
+    expect((await backend.deps.layers.listVersions('hello-node22')).map((v) => v.version)).toEqual([1, 3]);
   });
 
   it('prune on an empty state directory has nothing to do', async () => {

@@ -1,10 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type PruneItem, prune } from '../../src/cores/prune.ts';
+import { rollback } from '../../src/cores/rollback.ts';
 import { verifyBake } from '../../src/cores/verify.ts';
-import { AliasConflictError, BakeryError } from '../../src/errors.ts';
+import { AliasConflictError } from '../../src/errors.ts';
+import { ExecutionJournal, versionsInFlight } from '../../src/local/journal.ts';
+import type { Json } from '../../src/state.ts';
 import { MemoryArtefactStore, MemoryFunctionRegistry, MemoryLayerRegistry, MemoryLedger } from '../helpers/memory.ts';
-import { type LocalBackend, localBackend, recordBake } from '../helpers/pins.ts';
-import { rejection } from '../helpers/rejection.ts';
+import { type LocalBackend, localBackend, type RecordedBake, recordBake } from '../helpers/pins.ts';
 
 const LAYER = 'hello-node22';
 const summary = (items: PruneItem[]) => items.map((i) => `${i.kind} ${i.name}:${i.version} ${i.result}`);
@@ -98,26 +100,177 @@ describe('prune on the local backend', () => {
     expect(result.items[4]?.keptBecause).toEqual(['used by hello:1']);
   });
 
-  it('counts a failed bake among the newest manifests, and keeps what it published', async () => {
+  it("does not count a failed bake towards a function's window, and keeps the rollback target before it", async () => {
     // Prepare
     await recordBake(backend, { bakeId: 'bake-1', runtime: 'r1', code: 'c1' });
     await recordBake(backend, { bakeId: 'bake-2', runtime: 'r2', code: 'c2', fail: true });
     await recordBake(backend, { bakeId: 'bake-3', runtime: 'r3', code: 'c3' });
 
     // Act
-    const result = await prune({ keep: 2, apply: false }, backend.deps);
+    const result = await prune({ keep: 2, apply: true }, backend.deps);
 
     // Assess
-    expect(result.keptManifests).toEqual(['bake-2', 'bake-3']);
+    expect(result.keptManifests).toEqual(['bake-1', 'bake-3']);
     expect(summary(result.items)).toEqual([
-      'function hello:1 would delete',
-      'function hello:2 kept',
+      'function hello:1 kept',
+      'function hello:2 deleted',
       'function hello:3 kept',
-      `layer ${LAYER}:1 would delete`,
-      `layer ${LAYER}:2 kept`,
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 deleted`,
       `layer ${LAYER}:3 kept`,
     ]);
-    expect(result.items[1]?.keptBecause).toEqual(['pinned by bake-2']);
+    expect(result.items[0]?.keptBecause).toEqual(['pinned by bake-1']);
+    const back = await rollback({ name: 'hello', alias: 'live', by: 'tester' }, backend.deps);
+    expect(back).toMatchObject({ from: '3', to: '1', changed: true });
+  });
+
+  it("counts each function's own releases: another function's bakes, failed or not, never use up hello's window", async () => {
+    // Prepare
+    await recordBake(backend, { bakeId: 'bake-1', runtime: 'r1', code: 'c1' });
+    await recordBake(backend, { bakeId: 'bake-2', runtime: 'r2', code: 'c2' });
+    await recordBake(backend, { bakeId: 'world-1', runtime: 'r3', code: 'w1', functions: ['world'], fail: true });
+    await recordBake(backend, { bakeId: 'world-2', runtime: 'r4', code: 'w2', functions: ['world'], fail: true });
+    await recordBake(backend, { bakeId: 'world-3', runtime: 'r5', code: 'w3', functions: ['world'] });
+
+    // Act
+    const result = await prune({ keep: 2, apply: true }, backend.deps);
+
+    // Assess
+    expect(result.keptManifests).toEqual(['bake-1', 'bake-2', 'world-3']);
+    expect(summary(result.items)).toEqual([
+      'function hello:1 kept',
+      'function hello:2 kept',
+      'function world:1 deleted',
+      'function world:2 deleted',
+      'function world:3 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 kept`,
+      `layer ${LAYER}:3 deleted`,
+      `layer ${LAYER}:4 deleted`,
+      `layer ${LAYER}:5 kept`,
+    ]);
+    expect((await verifyBake('bake-1', backend.deps)).mismatches).toEqual([]);
+    expect(await rollback({ name: 'hello', alias: 'live', by: 'tester' }, backend.deps)).toMatchObject({ to: '1', changed: true });
+  });
+
+  it('keeps what a waiting bake published or reused, read from its journal, and says which bake', async () => {
+    // Prepare
+    const bakes = await fourBakes();
+    const journal = await ExecutionJournal.start(
+      backend.home,
+      { bakeId: 'bake-9', source: { type: 'file', path: 'bake.json' }, trigger: { type: 'cli', user: 'tester' } },
+      'bake.json',
+    );
+    // bake-9 reused bake-1's layer and function version (same runtime and code) and waits for approval.
+    const reused = bakes[0] as RecordedBake;
+    await journal.entered('RequestApproval', { layer: reused.layer, versions: reused.versions } as unknown as Json);
+    const deps = { ...backend.deps, executions: { inFlight: () => versionsInFlight(backend.home) } };
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, deps);
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 kept',
+      'function hello:2 deleted',
+      'function hello:3 deleted',
+      'function hello:4 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 deleted`,
+      `layer ${LAYER}:3 deleted`,
+      `layer ${LAYER}:4 kept`,
+    ]);
+    expect(result.items[0]?.keptBecause).toEqual(['in use by bake bake-9 (running)']);
+    expect(result.items[4]?.keptBecause).toEqual(['used by hello:1', 'in use by bake bake-9 (running)']);
+  });
+
+  it('keeps every version of the layer a bake is publishing now: it may reuse any of them', async () => {
+    // Prepare
+    const bakes = await fourBakes();
+    const journal = await ExecutionJournal.start(
+      backend.home,
+      { bakeId: 'bake-9', source: { type: 'file', path: 'bake.json' }, trigger: { type: 'cli', user: 'tester' } },
+      'bake.json',
+    );
+    await journal.entered('PublishLayer', { bake: (bakes[0] as RecordedBake).bake } as unknown as Json);
+    const deps = { ...backend.deps, executions: { inFlight: () => versionsInFlight(backend.home) } };
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, deps);
+
+    // Assess
+    expect(summary(result.items).filter((s) => s.startsWith('layer'))).toEqual([1, 2, 3, 4].map((v) => `layer ${LAYER}:${v} kept`));
+    expect(result.items.find((i) => i.kind === 'layer' && i.version === 2)?.keptBecause).toEqual([
+      'bake bake-9 is in PublishLayer (running) and may reuse it',
+    ]);
+    expect(summary(result.items).filter((s) => s.startsWith('function'))).toEqual([
+      'function hello:1 deleted',
+      'function hello:2 deleted',
+      'function hello:3 deleted',
+      'function hello:4 kept',
+    ]);
+  });
+
+  it('re-checks under the publish lock: a version a bake took up after prune listed it is not deleted', async () => {
+    // Prepare
+    const bakes = await fourBakes();
+    const taken = bakes[0] as RecordedBake;
+    let calls = 0;
+    // The first look (listing) sees nothing in flight; by the time each deletion re-checks, a bake holds version 1.
+    const executions = {
+      inFlight: async () => {
+        calls += 1;
+        return calls === 1
+          ? { layers: [], functions: [], publishing: [] }
+          : {
+              layers: [{ arn: taken.layer.arn, bakeId: 'late', status: 'running' as const }],
+              functions: [{ name: 'hello', version: '1', bakeId: 'late', status: 'running' as const }],
+              publishing: [],
+            };
+      },
+    };
+
+    // Act
+    const result = await prune({ keep: 1, apply: true }, { ...backend.deps, executions });
+
+    // Assess
+    expect(summary(result.items)).toEqual([
+      'function hello:1 kept',
+      'function hello:2 deleted',
+      'function hello:3 deleted',
+      'function hello:4 kept',
+      `layer ${LAYER}:1 kept`,
+      `layer ${LAYER}:2 deleted`,
+      `layer ${LAYER}:3 deleted`,
+      `layer ${LAYER}:4 kept`,
+    ]);
+    expect(result.items[0]?.keptBecause).toEqual(['in use by bake late (running)']);
+    expect((await backend.deps.layers.listVersions(LAYER)).map((v) => v.version)).toEqual([1, 4]);
+  });
+
+  it('looks a layer version up for reuse only under the publish lock that prune deletes under', async () => {
+    // Prepare
+    const bakes = await fourBakes();
+    const layer = (bakes[0] as RecordedBake).layer;
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let found: unknown = 'not yet';
+
+    // Act
+    const holding = backend.deps.layers.withPublishLock(LAYER, () => held);
+    const lookup = backend.deps.layers.findByCodeSha256(LAYER, layer.codeSha256).then((l) => {
+      found = l?.version;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const whileHeld = found;
+    release();
+    await Promise.all([holding, lookup]);
+
+    // Assess
+    expect(whileHeld).toBe('not yet');
+    expect(found).toBe(1);
   });
 
   it('keeps versions newer than every recorded bake: a bake may be publishing them now', async () => {
@@ -262,17 +415,27 @@ describe('prune with fakes', () => {
     expect(w.layers.deleted).toEqual([]);
   });
 
-  it('refuses to guess when a manifest among the newest cannot be read', async () => {
+  it('keeps what a kept release pinned from its ledger entry when its manifest cannot be read', async () => {
     // Prepare
     const w = await arranged();
-    w.artefacts.json.delete('manifests/bake-2.json');
+    w.functions.seedAlias('hello', 'live', '1');
+    await w.ledger.append({
+      type: 'released',
+      bakeId: 'bake-1',
+      at: '2026-11-22T09:00:00.000Z',
+      trigger: { type: 'cli', user: 'tester' },
+      layer: { arn: arn(1), version: 1, codeSha256: 'l1' },
+      functions: [{ name: 'hello', alias: 'live', from: null, to: '1', changed: true }],
+      manifest: { uri: 'memory://manifests/bake-1.json', sha256Hex: 'x', size: 1 },
+    } as never);
+    w.functions.seedAlias('hello', 'live', '2');
 
     // Act
-    const error = await rejection(prune({ keep: 1, apply: true }, w));
+    const result = await prune({ keep: 1, apply: true }, w);
 
     // Assess
-    expect(error).toBeInstanceOf(BakeryError);
-    expect(error.message).toContain('the manifest of bake bake-2, one of the newest 1, cannot be read; nothing was deleted');
+    expect(result.keptManifests).toEqual(['bake-1']);
+    expect(result.items.find((i) => i.kind === 'function' && i.version === 1)?.keptBecause).toEqual(['pinned by bake-1']);
     expect(w.functions.deletedVersions).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { ExecutionRefs } from '../../ports/executions.ts';
 import type { SourceReader } from '../../ports/sources.ts';
 import { DirectoryRecipeCatalog } from '../../recipes/recipe.ts';
 import type { StepEvent } from '../../recipes/toe.ts';
@@ -30,6 +31,8 @@ export interface LocalDeps extends Deps {
   layers: LocalLayerRegistry;
   functions: LocalFunctionRegistry;
   alarms: LocalAlarms;
+  /** What executions that have not ended hold (the journal); set by the CLI, which owns the journal. */
+  executions?: ExecutionRefs;
 }
 
 /** Every port on its local adapter, all state under `home`. */

@@ -112,7 +112,17 @@ export class LocalLayerRegistry implements LayerRegistry {
     return out;
   }
 
+  /**
+   * The version with these bytes. Looked up under the publish lock: a bake that reuses
+   * what it finds here cannot race `bakery prune` deleting it (prune re-checks, under the
+   * same lock, what executions in flight hold, and a bake journals that it entered
+   * PublishLayer before it looks).
+   */
   async findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined> {
+    return this.withPublishLock(name, () => this.findUnlocked(name, codeSha256));
+  }
+
+  private async findUnlocked(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined> {
     const match = (await this.list(name)).find((l) => l.codeSha256 === codeSha256);
     return match ? strip(match) : undefined;
   }
@@ -131,7 +141,7 @@ export class LocalLayerRegistry implements LayerRegistry {
     // Like Lambda, report the hash of what was stored, not of what we meant to store.
     const stored = await sha256File(blob);
     return this.withPublishLock(input.name, async () => {
-      const same = await this.findByCodeSha256(input.name, stored.base64);
+      const same = await this.findUnlocked(input.name, stored.base64);
       if (same) {
         await rm(blob, { force: true });
         return same;
@@ -278,28 +288,32 @@ export class LocalFunctionRegistry implements FunctionRegistry {
     };
     // Under the function's publish lock, so that two bakes racing with the same code and
     // configuration see each other's version: one version per (code, configuration).
-    return withFileLock(
-      this.dir(input.name, 'publish'),
-      async () => {
-        // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
-        const latest = (await this.listVersions(input.name)).at(-1);
-        if (latest && configOf(latest) === configOf(candidate)) return info(latest);
-        // A name of its own per version: deleting a version can then remove its code
-        // without ever racing a publish that is about to use the same bytes.
-        const code = path.join('code', `${stored.hex}.${randomBytes(4).toString('hex')}.zip`);
-        await copyFileAtomic(input.codeFile, this.dir(input.name, code));
-        const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
-          name: input.name,
-          version: String(v),
-          description: input.description,
-          ...candidate,
-          code,
-          createdAt: new Date().toISOString(),
-        }));
-        return info((await this.getStored(input.name, String(version))) as StoredVersion);
-      },
-      { onTakeover: this.onLockTakeover },
-    );
+    return this.withPublishLock(input.name, async () => {
+      // Lambda's PublishVersion returns the latest version when neither code nor configuration changed.
+      const latest = (await this.listVersions(input.name)).at(-1);
+      if (latest && configOf(latest) === configOf(candidate)) return info(latest);
+      // A name of its own per version: deleting a version can then remove its code
+      // without ever racing a publish that is about to use the same bytes.
+      const code = path.join('code', `${stored.hex}.${randomBytes(4).toString('hex')}.zip`);
+      await copyFileAtomic(input.codeFile, this.dir(input.name, code));
+      const version = await claimNext(this.dir(input.name, 'versions'), (v) => ({
+        name: input.name,
+        version: String(v),
+        description: input.description,
+        ...candidate,
+        code,
+        createdAt: new Date().toISOString(),
+      }));
+      return info((await this.getStored(input.name, String(version))) as StoredVersion);
+    });
+  }
+
+  /**
+   * Run `fn` under the lock publishing a version of function `name` takes
+   * (`<home>/functions/<name>/publish.lock`); prune deletes a version under it.
+   */
+  withPublishLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.dir(name, 'publish'), fn, { onTakeover: this.onLockTakeover });
   }
 
   async getStored(name: string, version: string): Promise<(StoredVersion & { codePath: string }) | undefined> {
