@@ -128,7 +128,7 @@ describe('the execution journal', { timeout: 60_000 }, () => {
     expect(await listExecutions(ws.home)).toEqual([
       expect.objectContaining({ bakeId: 'bake-journal', status: 'succeeded', state: 'RecordSuccess', spec: ws.specFile }),
     ]);
-    expect(await versionsInFlight(ws.home)).toEqual({ layers: [], functions: [] });
+    expect(await versionsInFlight(ws.home)).toEqual({ layers: [], functions: [], publishing: [] });
   });
 
   it('shows a bake waiting for approval, and names the versions it holds for prune', async () => {
@@ -147,10 +147,11 @@ describe('the execution journal', { timeout: 60_000 }, () => {
 
     // Assess
     expect(listed).toEqual([expect.objectContaining({ bakeId: 'bake-waiting', status: 'waiting', state: 'RequestApproval' })]);
-    expect(held.layers).toEqual([{ arn: record.summary.layer.arn, bakeId: 'bake-waiting' }]);
-    expect(held.functions).toEqual([{ name: 'hello', version: '2', bakeId: 'bake-waiting' }]);
+    expect(held.layers).toEqual([{ arn: record.summary.layer.arn, bakeId: 'bake-waiting', status: 'waiting' }]);
+    expect(held.functions).toEqual([{ name: 'hello', version: '2', bakeId: 'bake-waiting', status: 'waiting' }]);
+    expect(held.publishing).toEqual([]);
     expectSucceeded(outcome);
-    expect(await versionsInFlight(ws.home)).toEqual({ layers: [], functions: [] });
+    expect(await versionsInFlight(ws.home)).toEqual({ layers: [], functions: [], publishing: [] });
   });
 
   it("waits for an approval of a year (Step Functions' maximum) instead of timing out at once", async () => {
