@@ -116,7 +116,9 @@ async function renewRequest(
       { hint: 'Start a new bake to ask again.' },
     );
   }
-  return deps.approvals.renew(existing.id, { taskToken: update.taskToken, expiresAt: update.expiresAt });
+  // The same token is the same wait going on (a resumed local execution): its deadline stays.
+  const expiresAt = existing.taskToken === update.taskToken ? existing.expiresAt : update.expiresAt;
+  return deps.approvals.renew(existing.id, { taskToken: update.taskToken, expiresAt });
 }
 
 /** Post (or, for a retried request, update) the request, and remember where it went. */

@@ -64,7 +64,11 @@ export interface LocalDefinition {
   /** A Task's input as the library passes it: its state input, and its resolved Parameters. */
   split(input: Json): { stateInput: Json; params: Json };
   /** Run `task` within the state's `TimeoutSecondsPath` timeout, if it has one. */
-  withinTimeout(state: string, stateInput: Json, task: () => Promise<Json>): Promise<Json>;
+  /**
+   * Run `task` within the state's TimeoutSecondsPath, counted from `startedAtMs` when the
+   * state was entered before (a resume goes on with the time the wait had left).
+   */
+  withinTimeout(state: string, stateInput: Json, task: () => Promise<Json>, startedAtMs?: number): Promise<Json>;
 }
 
 /** The library's copy of `definition`; with `startAt`, a copy that starts there (a resume: the library only starts at StartAt). */
@@ -86,7 +90,7 @@ export function localDefinition(definition: Record<string, unknown>, startAt?: s
       const { [STATE_INPUT_KEY]: stateInput = null, ...params } = input as Record<string, Json>;
       return { stateInput, params };
     },
-    async withinTimeout(state, stateInput, task) {
+    async withinTimeout(state, stateInput, task, startedAtMs) {
       const timeoutPath = timeoutPaths.get(state);
       if (timeoutPath === undefined) return task();
       const timeout = resolveReferencePath(stateInput ?? null, timeoutPath);
@@ -101,7 +105,8 @@ export function localDefinition(definition: Record<string, unknown>, startAt?: s
         return await Promise.race([
           task(),
           new Promise<never>((_, reject) => {
-            cancel = setLongTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), timeout * 1000);
+            const left = timeout * 1000 - (startedAtMs === undefined ? 0 : Math.max(0, Date.now() - startedAtMs));
+            cancel = setLongTimeout(() => reject(namedError('States.Timeout', `${state} timed out after ${timeout} s`)), Math.max(0, left));
           }),
         ]);
       } finally {

@@ -246,8 +246,8 @@ export class ExecutionJournal {
   }
 
   /** A Task state was entered with `input` (written before the task runs). */
-  entered(state: string, input: Json): Promise<void> {
-    return this.update((r) => ({ ...r, tasks: [...r.tasks, { state, enteredAt: new Date().toISOString(), input, token: null }] }));
+  entered(state: string, input: Json, enteredAt: string = new Date().toISOString()): Promise<void> {
+    return this.update((r) => ({ ...r, tasks: [...r.tasks, { state, enteredAt, input, token: null }] }));
   }
 
   /** The current callback task waits on `token`. */

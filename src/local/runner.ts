@@ -175,9 +175,15 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
       replay = undefined;
       // A task that returned before the process died is not run again: its result stands.
       if (resumed?.result !== undefined) return resumed.result;
-      await journal?.entered(state, stateInput);
+      // A resumed state keeps the time it was first entered: its timeout goes on from there.
+      await journal?.entered(state, stateInput, resumed?.enteredAt);
       await pause(`${state}:entered`);
-      const result = await local.withinTimeout(state, stateInput, () => run(params, resumed?.token ?? null));
+      const result = await local.withinTimeout(
+        state,
+        stateInput,
+        () => run(params, resumed?.token ?? null),
+        resumed ? Date.parse(resumed.enteredAt) : undefined,
+      );
       await pause(`${state}:returned`);
       await journal?.completed(state, result);
       await pause(`${state}:completed`);

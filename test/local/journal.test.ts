@@ -5,6 +5,7 @@
  * this process, and the state directory must hold what one uninterrupted bake leaves.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideApproval } from '../../src/cores/approval.ts';
@@ -227,6 +228,36 @@ describe('a bake killed with SIGKILL, then resumed', { timeout: 120_000 }, () =>
     expectSucceeded(outcome);
     expect(outcome.output.approval).toMatchObject({ decision: 'approved', by: 'alice' });
     await expectReleasedOnce(ws, 'bake-kill-approval');
+  });
+
+  it('resumed while waiting for approval, the wait keeps its deadline: the timeout counts from when the state was first entered', async () => {
+    // Prepare
+    const ws = await workspace({ spec: (spec) => Object.assign(spec.approval, { timeoutSeconds: 3600 }) });
+    await seedLiveRelease(ws);
+    await bakeKilledAt(ws, 'bake-kill-deadline', 'approval');
+    const asked = await ws.deps.approvals.findByBake('bake-kill-deadline');
+    // The bake has waited 3599 s of its hour when it is resumed.
+    const file = ws.home.path('executions', 'bake-kill-deadline.json');
+    const record = JSON.parse(await readFile(file, 'utf8')) as { tasks: Array<{ state: string; enteredAt: string }> };
+    const waiting = record.tasks.at(-1) as { state: string; enteredAt: string };
+    waiting.enteredAt = new Date(Date.now() - 3599_000).toISOString();
+    await writeFile(file, JSON.stringify(record));
+
+    // Act
+    const outcome = await Promise.race([
+      resume(ws, 'bake-kill-deadline', 'wait'),
+      new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), 20_000)),
+    ]);
+
+    // Assess
+    expect(outcome).toMatchObject({ status: 'failed', state: 'RequestApproval', error: 'ApprovalTimedOutError' });
+    expect((await ws.deps.approvals.findByBake('bake-kill-deadline'))?.expiresAt).toBe(asked?.expiresAt);
+    expect(await ws.deps.functions.getAlias('hello', 'live')).toMatchObject({ version: '1' });
+    const resumed = await readExecution(ws.home, 'bake-kill-deadline');
+    expect(resumed?.tasks.filter((t) => t.state === 'RequestApproval').map((t) => t.enteredAt)).toEqual([
+      waiting.enteredAt,
+      waiting.enteredAt,
+    ]);
   });
 
   it('a rejection recorded while the bake was interrupted fails it on resume, once, with nothing released', async () => {
