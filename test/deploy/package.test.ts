@@ -1,14 +1,9 @@
 /**
  * Packages the service with osls (offline, no AWS credentials) once, then checks the
  * CloudFormation it would deploy and the function zips it would upload.
- *
- * osls always builds in `<service>/.serverless` (wiped first, even with `--package`)
- * and serverless-esbuild in `<service>/.esbuild`, so packaging runs in a temporary
- * service directory that links to the repo's files: `npm run package` at the same time
- * cannot clobber it, nor it `npm run package`.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +14,7 @@ import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runDocument } from '../../src/recipes/toe.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
 import { unzipTo } from '../../src/zip/deterministic.ts';
+import { type PackagedService, packageService } from '../helpers/package.ts';
 
 const run = promisify(execFile);
 
@@ -127,34 +123,13 @@ function resource(id: string, type?: string): Resource {
 
 const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 
-/** Build outputs and local state that must not leak into the temporary service. */
-const NOT_LINKED = new Set(['.git', '.serverless', '.esbuild', '.bakery', 'coverage', 'serverless.yml']);
+let packaged: PackagedService;
 
 beforeAll(async () => {
-  serviceDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-service-'));
-  for (const entry of await readdir(PROJECT_ROOT)) {
-    if (!NOT_LINKED.has(entry)) await symlink(path.join(PROJECT_ROOT, entry), path.join(serviceDir, entry));
-  }
-  // osls only accepts a regular file as the service file.
-  await copyFile(path.join(PROJECT_ROOT, 'serverless.yml'), path.join(serviceDir, 'serverless.yml'));
-  outDir = path.join(serviceDir, '.serverless');
-
-  const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
-  // Packaging must not depend on any AWS identity.
-  for (const name of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
-    delete env[name];
-  }
-  const started = Date.now();
-  await run(process.execPath, [path.join(PROJECT_ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package'], {
-    cwd: serviceDir,
-    env,
-    timeout: 240_000,
-    maxBuffer: 16 * 1024 * 1024,
-  }).catch((error: Error & { stdout?: string; stderr?: string }) => {
-    throw new Error(`osls package failed: ${error.message}\n${error.stdout ?? ''}\n${error.stderr ?? ''}`, { cause: error });
-  });
-  packagingSeconds = (Date.now() - started) / 1000;
-  template = JSON.parse(await readFile(path.join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  packaged = await packageService();
+  ({ serviceDir, outDir } = packaged);
+  packagingSeconds = packaged.seconds;
+  template = packaged.template as Template;
   asl = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'statemachines', 'bake.asl.json'), 'utf8')) as Asl;
 
   // Unpacked beside the node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
@@ -166,8 +141,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  // Removes the links, never what they point to.
-  if (serviceDir) await rm(serviceDir, { recursive: true, force: true });
+  await packaged?.remove();
 });
 
 async function filesUnder(root: string, prefix = ''): Promise<string[]> {
