@@ -3,11 +3,11 @@
 // API address the bootstrap expects by relaying each TCP connection to the Unix
 // socket the real Runtime API listens on (sockets on the file system cross network
 // namespaces), then runs the bootstrap and exits with its status.
-//   argv: <unix socket> <port> <bootstrap> ; the bootstrap's environment is inherited.
+//   argv: <unix socket> <port> <command> [args...] ; the command's environment is inherited.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 
-const [socketPath, port, bootstrap] = process.argv.slice(2);
+const [socketPath, port, command, ...args] = process.argv.slice(2);
 const server = net.createServer((client) => {
   const upstream = net.connect(socketPath);
   client.pipe(upstream).pipe(client);
@@ -19,7 +19,7 @@ const server = net.createServer((client) => {
   upstream.on('error', close);
 });
 server.listen(Number(port), '127.0.0.1', () => {
-  const child = spawn(bootstrap, [], {
+  const child = spawn(command, args, {
     stdio: 'inherit',
     env: { ...process.env, AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}` },
   });

@@ -4,13 +4,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.ts';
 import type { FunctionInvoker, InvokeOutcome, InvokeSession } from '../../ports/lambda.ts';
-import { killSandbox, type NetworkMode, networkIsolation, spawnBootstrap } from '../../runtime-api/sandbox.ts';
+import { buildRoot, LAMBDA_LD_LIBRARY_PATH, LAMBDA_PATH, LAMBDA_RUNTIME_DIR, LAMBDA_TASK_ROOT } from '../../runtime-api/rootfs.ts';
+import { killSandbox, type NetworkMode, networkIsolation, rootConfinement, spawnBootstrap } from '../../runtime-api/sandbox.ts';
 import { RuntimeApiServer } from '../../runtime-api/server.ts';
 import type { Json } from '../../state.ts';
 import { unzipTo } from '../../zip/deterministic.ts';
 import type { LocalFunctionRegistry, LocalLayerRegistry } from './registries.ts';
 
 const LOG_TAIL_BYTES = 4096;
+
+let warned = false;
+/** Said once per process: validation here is weaker than it claims without a private root. */
+function warnUnconfined(reason: string | null): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(
+    `local validation runs without a private root (${reason ?? 'unknown reason'}): the host's /usr/bin (its node, python3, ...) is reachable by name from the function, which provided.al2023 would not offer`,
+    'BakeryConfinementWarning',
+  );
+}
 /** Execution environments one session may run at once (concurrent cases each get one, as in Lambda). */
 const MAX_ENVIRONMENTS = 4;
 
@@ -24,10 +36,12 @@ interface Environment {
 }
 
 /**
- * Runs a published version the way `provided.al2023` does: the layers extracted from
- * their stored zips into an `/opt` stand-in, the code into a task root, and the
- * `bootstrap` started against a local Runtime API with Lambda's environment and
- * nothing of the host's. Concurrent invocations get separate execution environments;
+ * Runs a published version the way `provided.al2023` does: in a private root (see
+ * src/runtime-api/rootfs.ts) with the layers extracted from their stored zips at `/opt`,
+ * the code at `/var/task`, a writable `/tmp` and a minimal base, the `bootstrap` started
+ * against a local Runtime API with Lambda's environment (its PATH and LD_LIBRARY_PATH)
+ * and nothing of the host's. Where no private root can be made the host shows through,
+ * with a BakeryConfinementWarning. Concurrent invocations get separate execution environments;
  * one that timed out or crashed is discarded. With `network: 'none'` each environment
  * runs in a network namespace of its own (see src/runtime-api/sandbox.ts).
  */
@@ -49,8 +63,13 @@ export class LocalInvoker implements FunctionInvoker {
     const version = await this.functions.getStored(target.name, target.version);
     if (!version) throw new NotFoundError(`${target.name} has no version ${target.version}`);
     const root = await mkdtemp(path.join(os.tmpdir(), 'bakery-run-'));
-    const opt = path.join(root, 'opt');
-    const task = path.join(root, 'task');
+    const confinement = await rootConfinement();
+    if (!confinement.available) warnUnconfined(confinement.reason);
+    // With a private root the function sees Lambda's paths; without one (degraded, warned
+    // about above) the same layout sits in the temporary directory and the host shows through.
+    const fs = confinement.available ? await buildRoot(path.join(root, 'fs')) : null;
+    const opt = fs?.opt ?? path.join(root, 'opt');
+    const task = fs?.task ?? path.join(root, 'task');
     for (const arn of version.layers) {
       const layer = await this.layers.getStored(arn);
       if (!layer) throw new NotFoundError(`layer ${arn} of ${target.name}:${target.version} is not in the local store`);
@@ -61,16 +80,17 @@ export class LocalInvoker implements FunctionInvoker {
       () => true,
       () => false,
     );
-    const bootstrap = ownBootstrap ? path.join(task, 'bootstrap') : path.join(opt, 'bootstrap');
+    const seen = fs ? { opt: '/opt', task: LAMBDA_TASK_ROOT } : { opt, task };
+    const bootstrap = ownBootstrap ? path.join(seen.task, 'bootstrap') : path.join(seen.opt, 'bootstrap');
     const functionArn = `arn:aws:lambda:local:000000000000:function:${target.name}:${target.version}`;
     const env: NodeJS.ProcessEnv = {
       ...version.environment,
-      PATH: `/usr/local/bin:/usr/bin:/bin:${opt}/bin`,
-      LD_LIBRARY_PATH: `${opt}/lib`,
+      PATH: fs ? LAMBDA_PATH : `${opt}/bin:/usr/local/bin:/usr/bin:/bin`,
+      LD_LIBRARY_PATH: fs ? LAMBDA_LD_LIBRARY_PATH : `${task}/lib:${opt}/lib`,
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      LAMBDA_TASK_ROOT: task,
-      LAMBDA_RUNTIME_DIR: opt,
+      LAMBDA_TASK_ROOT: seen.task,
+      LAMBDA_RUNTIME_DIR: fs ? LAMBDA_RUNTIME_DIR : opt,
       _HANDLER: version.handler,
       AWS_REGION: 'local',
       AWS_DEFAULT_REGION: 'local',
@@ -93,7 +113,7 @@ export class LocalInvoker implements FunctionInvoker {
       const socketPath = path.join(root, `rapi-${started++}.sock`);
       const address = await server.listen(socketPath);
       const began = Date.now();
-      const child = spawnBootstrap({ bootstrap, cwd: task, env, network, tcpAddress: address, socketPath });
+      const child = await spawnBootstrap({ bootstrap, cwd: task, env, network, tcpAddress: address, socketPath, root: fs?.root ?? null });
       const environment: Environment = { server, child, logs: '', exited: Promise.resolve(''), busy: false, dead: false };
       const onData = (chunk: Buffer) => {
         environment.logs = (environment.logs + chunk.toString('utf8')).slice(-64 * 1024);
