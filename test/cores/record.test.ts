@@ -1,3 +1,6 @@
+import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   MANIFEST_SCHEMA_VERSION,
@@ -368,5 +371,30 @@ describe('recordFailure and its notifications', () => {
     expect(deps.artefacts.json.get(notificationKey('hello-1'))).toMatchObject({
       notifications: [{ what: 'bakeFailed', status: 'sent', attempts: 1, error: null }],
     });
+  });
+});
+
+describe('a bake recorded on the memory store', () => {
+  // The first test leaves what it fetched where the store put it; the second (run after
+  // it, as vitest runs a file's tests in order) finds none of it in the OS tmpdir.
+  const fetched: string[] = [];
+
+  it('serves the stored manifest and report as files', async () => {
+    const deps = world();
+    const { manifest } = await recordSuccess(releasedState(), deps);
+    const report = await deps.artefacts.putJson('reports/bake-1/validation.json', { passed: true });
+    for (const ref of [manifest, report]) {
+      const file = await deps.artefacts.fetchFile(ref);
+      expect(file.startsWith(os.tmpdir())).toBe(true);
+      expect(JSON.parse(await readFile(file, 'utf8'))).toBeTruthy();
+      fetched.push(file);
+    }
+  });
+
+  it('leaves nothing behind in the OS tmpdir once its test is over', async () => {
+    expect(fetched).toHaveLength(2);
+    for (const file of fetched) {
+      await expect(stat(path.dirname(file))).rejects.toMatchObject({ code: 'ENOENT' });
+    }
   });
 });

@@ -3,8 +3,7 @@
  * Each records the calls a test wants to assert on; none touches the network.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AliasConflictError, AlreadyDecidedError, NotFoundError } from '../../src/errors.ts';
@@ -34,6 +33,7 @@ import {
 } from '../../src/ports/storage.ts';
 import type { Clock, IdSource } from '../../src/ports/system.ts';
 import type { ArtefactRef, Json, LayerVersionInfo } from '../../src/state.ts';
+import { scratchDir } from './scratch.ts';
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest();
 
@@ -68,7 +68,8 @@ export class MemoryArtefactStore implements ArtefactStore {
     if (file) return file;
     const text = this.texts.get(key);
     if (text !== undefined) {
-      const copy = path.join(await mkdtemp(path.join(os.tmpdir(), 'bakery-memory-artefact-')), path.basename(key));
+      // Removed after the test (test/setup.ts): a bake on this store leaves nothing in the tmpdir.
+      const copy = path.join(await scratchDir('bakery-memory-artefact-'), path.basename(key));
       await writeFile(copy, text);
       return copy;
     }
