@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,11 +12,15 @@ import { loadRecipe, resolveLocalSources } from '../../recipes/recipe.ts';
 import { EXECUTOR_VERSION, runDocument, type StepEvent, type StepResult } from '../../recipes/toe.ts';
 import type { BuildRecord, BuiltImage, ResolvedRecipe } from '../../state.ts';
 import { readJsonIfExists, sha256File, sha256Hex, writeJsonAtomic } from '../../util/fsx.ts';
+import { currentOwner, ownerLiveness, type ProcessOwner } from '../../util/owner.ts';
 import { listTree } from '../../zip/deterministic.ts';
 import type { LocalHome } from './home.ts';
 import { withFileLock } from './lock.ts';
 
 /** SHA-256 over a tree's paths, modes and contents: the identity of a runtime tree. */
+
+/** The owner record in a build's staging directory. */
+const STAGING_OWNER = 'owner.json';
 export async function treeSha256(root: string): Promise<{ hex: string; size: number; files: number }> {
   const lines: string[] = [];
   let size = 0;
@@ -193,9 +197,28 @@ export class LocalImageBuilder implements ImageBuilder {
         return image;
       }
       await rm(paths.dir, { recursive: true, force: true });
+      await rm(path.join(staging, STAGING_OWNER), { force: true });
       await rename(staging, paths.dir);
       return image;
     });
+  }
+
+  /**
+   * Remove the staging directories of builds whose process is gone (killed mid-build: a
+   * build that ends, well or not, removes its own). One without an owner record yet is
+   * left for an hour, since its build may have only just started.
+   */
+  private async sweepStaging(): Promise<void> {
+    const builds = this.home.path('builds');
+    for (const name of await readdir(builds).catch(() => [] as string[])) {
+      if (!name.startsWith('.staging-')) continue;
+      const dir = path.join(builds, name);
+      const owner = await readJsonIfExists<ProcessOwner>(path.join(dir, STAGING_OWNER)).catch(() => undefined);
+      const abandoned = owner
+        ? ownerLiveness(owner) === 'dead'
+        : Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now()) > 3600_000;
+      if (abandoned) await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Build the runtime tree (or reuse the earlier build with the same key unless `rebuild`). */
@@ -209,10 +232,13 @@ export class LocalImageBuilder implements ImageBuilder {
     if (!recipeDir) throw new ImageBuildFailedError(`recipe ${request.recipe.name} disappeared`);
     const recipe = await loadRecipe(recipeDir);
     await mkdir(this.home.path('builds'), { recursive: true });
+    await this.sweepStaging();
     const staging = this.home.path('builds', `.staging-${randomBytes(6).toString('hex')}`);
     const layerRoot = path.join(staging, 'layer');
     const workDir = path.join(staging, 'work');
     await mkdir(workDir, { recursive: true });
+    // Whose build this is: a process killed mid-build leaves its staging, which the next build removes.
+    await writeJsonAtomic(path.join(staging, STAGING_OWNER), currentOwner());
     const startedAt = new Date().toISOString();
     const log: string[] = [];
     const steps: LocalBuildRecord['steps'] = [];

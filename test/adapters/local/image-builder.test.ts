@@ -10,6 +10,7 @@ import type { TaskCallbacks } from '../../../src/ports/callbacks.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../../../src/recipes/recipe.ts';
 import type { StepEvent } from '../../../src/recipes/toe.ts';
 import type { Json } from '../../../src/state.ts';
+import { currentOwner } from '../../../src/util/owner.ts';
 
 /** A recipe whose build writes one file from a pinned parameter and a runtime file. */
 async function writeTinyRecipe(layers: string): Promise<void> {
@@ -165,6 +166,27 @@ describe('LocalImageBuilder', () => {
     expect((error as Error).message).toContain('the test phase says yes');
     expect(await readdir(home.path('builds'))).toEqual([req.bakeKey]);
     expect(JSON.parse(await readFile(builder.paths(req.bakeKey).image, 'utf8'))).toEqual(good);
+  });
+
+  it("removes the staging of a build whose process was killed, and leaves a live build's alone", async () => {
+    // Prepare
+    const req = await request();
+    const builds = home.path('builds');
+    await mkdir(path.join(builds, '.staging-killed', 'layer'), { recursive: true });
+    await writeFile(
+      path.join(builds, '.staging-killed', 'owner.json'),
+      JSON.stringify({ ...currentOwner(), startedAt: '2000-01-01T00:00:00.000Z' }),
+    );
+    await mkdir(path.join(builds, '.staging-running', 'layer'), { recursive: true });
+    await writeFile(path.join(builds, '.staging-running', 'owner.json'), JSON.stringify(currentOwner()));
+    await mkdir(path.join(builds, '.staging-just-started'), { recursive: true });
+
+    // Act
+    await builder.build(req);
+
+    // Assess
+    expect((await readdir(builds)).sort()).toEqual(['.staging-just-started', '.staging-running', req.bakeKey].sort());
+    expect(await readdir(builder.paths(req.bakeKey).dir)).not.toContain('owner.json');
   });
 
   it('reports the outcome through the task token, as the Image Builder event handler does in AWS', async () => {
