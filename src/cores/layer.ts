@@ -105,7 +105,9 @@ export async function publishLayer(
     }
     // Recorded once the layer is known good, so a later bake of this runtime finds it without zipping.
     await deps.artefacts.putJson(factsKey, facts);
-    return { ...published, sha256Hex: zip.sha256Hex, unzippedSize: zip.unzippedSize, reused: false };
+    // A bake that lost a publish race to another with the same bytes gets the winner's version.
+    const { reused = false, ...version } = published;
+    return { ...version, sha256Hex: zip.sha256Hex, unzippedSize: zip.unzippedSize, reused };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -19,7 +19,12 @@ export interface LayerVersionDetails extends LayerVersionInfo {
 
 export interface LayerRegistry {
   findByCodeSha256(name: string, codeSha256: string): Promise<LayerVersionInfo | undefined>;
-  publish(input: LayerPublishInput): Promise<LayerVersionInfo>;
+  /**
+   * Publish a version; `reused` is true when the registry handed back an existing version
+   * with the same bytes instead (the local registry does, under its lock, for a bake that
+   * lost a race; Lambda always makes a new version).
+   */
+  publish(input: LayerPublishInput): Promise<LayerVersionInfo & { reused?: boolean }>;
   get(arn: string): Promise<LayerVersionInfo | undefined>;
   /** The version with its compatible runtimes and architectures; undefined when there is no such version. */
   describe(arn: string): Promise<LayerVersionDetails | undefined>;

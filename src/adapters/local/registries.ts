@@ -132,7 +132,7 @@ export class LocalLayerRegistry implements LayerRegistry {
    * publish lock the existing versions are checked again, so two bakes racing with the
    * same content make one version (the loser reuses the winner's).
    */
-  async publish(input: LayerPublishInput): Promise<LayerVersionInfo> {
+  async publish(input: LayerPublishInput): Promise<LayerVersionInfo & { reused?: boolean }> {
     const dir = this.dir(input.name);
     // The bytes go in first under a unique name; the version record that makes
     // them visible is created last, so a crash leaves no half-published version.
@@ -144,7 +144,7 @@ export class LocalLayerRegistry implements LayerRegistry {
       const same = await this.findUnlocked(input.name, stored.base64);
       if (same) {
         await rm(blob, { force: true });
-        return same;
+        return { ...same, reused: true };
       }
       return this.publishStored(input, dir, blob, stored);
     });

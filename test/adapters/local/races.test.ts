@@ -124,6 +124,8 @@ describe('concurrent bakes on one state directory', () => {
       const failed = results.filter((r) => r.code !== 0);
       expect(failed.length, results.map((r) => r.output).join('\n')).toBeLessThan(2);
       for (const r of failed) expect(r.output).toMatch(/✗ Release .*AliasConflictError/);
+      // The loser says it reused the winner's layer, whether it found it first or lost the publish race.
+      expect(results.filter((r) => /✓ PublishLayer .* hello-node22:1 published/.test(r.output))).toHaveLength(1);
       const layers = await ws.deps.layers.list('hello-node22');
       expect(new Set(layers.map((l) => l.codeSha256)).size).toBe(layers.length);
       expect(layers).toHaveLength(1);

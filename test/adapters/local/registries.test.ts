@@ -80,6 +80,18 @@ describe('local registries: reading back, listing and deleting versions', () => 
       expect(await exists(path.join(dir, 'none.zip'))).toBe(false);
     });
 
+    it('hands back the existing version for the same bytes, saying it reused it (a bake that lost a publish race)', async () => {
+      // Act
+      const [a, b] = await Promise.all([publishLayer('same'), publishLayer('same')]);
+      const other = await publishLayer('other');
+
+      // Assess
+      expect(a.version).toBe(b.version);
+      expect([a.reused === true, b.reused === true].sort()).toEqual([false, true]);
+      expect(other).toMatchObject({ version: 2 });
+      expect(other.reused).toBeUndefined();
+    });
+
     it('deletes a version: gone from every read, its zip removed, its number never given out again', async () => {
       // Prepare
       await publishLayer('one');
