@@ -22,6 +22,7 @@ import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
 import type { Deps } from '../tasks.ts';
+import { checkAwsBackend } from './aws-backend.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
 import { renderBakeStep, renderBuildStep, renderExecutions, renderOutcome, renderStatus, renderTo } from './render.ts';
@@ -134,7 +135,10 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
    */
   const backendDeps = async (): Promise<Deps> => {
     const backend = program.opts<{ backend: 'local' | 'aws' }>().backend;
-    if (backend === 'aws') return buildAwsDeps(io.env);
+    if (backend === 'aws') {
+      await checkAwsBackend(io.env);
+      return buildAwsDeps(io.env);
+    }
     return deps({ create: false });
   };
   const requireLocal = (command: string) => {

@@ -26,7 +26,7 @@ import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { ExecutionJournal } from '../../src/local/journal.ts';
 import { runBake } from '../../src/local/runner.ts';
 import type { Json } from '../../src/state.ts';
-import { body, tempDir, zipOf } from '../adapters/aws/fixtures.ts';
+import { body, FAKE_CREDENTIALS, tempDir, zipOf } from '../adapters/aws/fixtures.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 import { type LocalBackend, localBackend, type RecordedBake, recordBake } from '../helpers/pins.ts';
@@ -200,7 +200,8 @@ describe('bakery verify and prune with --backend aws', () => {
   const lambda = mockClient(lambdaClient);
   const s3 = mockClient(s3Client);
   const dynamo = mockClient(documentClient);
-  const env = { ARTEFACTS_BUCKET: 'bakery-artefacts', TABLE_NAME: 'bakery', AWS_REGION: 'eu-west-1' };
+  // Credentials as the CLI checks them before any call; the mocked clients never use them.
+  const env = { ARTEFACTS_BUCKET: 'bakery-artefacts', TABLE_NAME: 'bakery', AWS_REGION: 'eu-west-1', ...FAKE_CREDENTIALS };
   const layerArn = 'arn:aws:lambda:eu-west-1:123456789012:layer:rt:1';
   const sha = (bytes: string | Buffer) => createHash('sha256').update(bytes).digest('base64');
   let layerZip: Buffer;

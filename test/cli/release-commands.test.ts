@@ -16,6 +16,7 @@ import { manifestKey } from '../../src/cores/record.ts';
 import { runBake } from '../../src/local/runner.ts';
 import type { DriftReport } from '../../src/ports/notifier.ts';
 import type { LedgerEntry } from '../../src/ports/storage.ts';
+import { FAKE_CREDENTIALS } from '../adapters/aws/fixtures.ts';
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { makeWorkspace, type SpecJson, type Workspace } from '../helpers/local-bake.ts';
 
@@ -156,7 +157,8 @@ describe('on the AWS backend', () => {
   const lambda = mockClient(LambdaClient);
   const s3 = mockClient(S3Client);
   const dynamo = mockClient(DynamoDBDocumentClient);
-  const env = { BAKERY_BACKEND: 'aws', ARTEFACTS_BUCKET: 'artefacts', TABLE_NAME: 'bakery', AWS_REGION: 'eu-west-1' };
+  // Credentials as the CLI checks them before any call; the mocked clients never use them.
+  const env = { BAKERY_BACKEND: 'aws', ARTEFACTS_BUCKET: 'artefacts', TABLE_NAME: 'bakery', AWS_REGION: 'eu-west-1', ...FAKE_CREDENTIALS };
   const LAYER = 'arn:aws:lambda:eu-west-1:123456789012:layer:baked-node22:4';
   // The manifest S3 serves, and its SHA-256 as the ledger recorded it (drift checks the one against the other).
   const MANIFEST = JSON.stringify({

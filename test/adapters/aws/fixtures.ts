@@ -73,3 +73,6 @@ export function approvalRecord(overrides: Partial<ApprovalRecord> = {}): Approva
     ...overrides,
   };
 }
+
+/** Credentials in the environment, as `bakery --backend aws` checks for before any call (mocked clients never use them). */
+export const FAKE_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'not-a-secret' } as const;
