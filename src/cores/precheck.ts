@@ -185,8 +185,41 @@ export const approverCheck: PreCheck = {
       : [],
 };
 
+/**
+ * The largest spec, as JSON in UTF-8 bytes. The spec travels in every state of the bake's
+ * execution (RecordSuccess and RecordFailure get the whole state), and Step Functions fails an
+ * execution whose state input or output exceeds 256 KB with States.DataLimitExceeded, which no
+ * Catch of States.ALL takes: nothing would be recorded. 32 KB leaves the rest of the state
+ * (staged code, image, versions, validation results, errors) seven times that; the test of the
+ * real ASL with a spec of this size measures the largest state (test/statemachines/state-size.asl.test.ts).
+ */
+export const MAX_SPEC_BYTES = 32 * 1024;
+
+const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+
+export const specSizeCheck: PreCheck = {
+  name: 'spec size',
+  run: ({ spec }) => {
+    const bytes = jsonBytes(spec);
+    if (bytes <= MAX_SPEC_BYTES) return [];
+    // The parts that can grow large, biggest first, so the message says what to shrink.
+    const parts = fields(spec)
+      .flatMap(({ fn, at }) => [
+        ...fn.validation.cases.map((c, i) => ({ field: `${at}.validation.cases[${i}].event`, bytes: jsonBytes(c.event) })),
+        ...fn.validation.cases.map((c, i) => ({ field: `${at}.validation.cases[${i}].expect`, bytes: jsonBytes(c.expect) })),
+        { field: `${at}.environment`, bytes: jsonBytes(fn.environment) },
+      ])
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 3)
+      .map((p) => `${p.field} ${p.bytes} bytes`);
+    return [
+      `the spec is ${bytes} bytes as JSON; at most ${MAX_SPEC_BYTES} (32 KB): it travels in every state of the bake, and Step Functions ends an execution whose state exceeds 256 KB without recording anything. Largest parts: ${parts.join(', ')}. Make validation events and expected results smaller (a case checks behaviour; large payloads belong in the function's tests).`,
+    ];
+  },
+};
+
 /** Every pre-check, in the order its problems are listed. Another check joins by being added here. */
-export const PRE_CHECKS: PreCheck[] = [environmentCheck, codeSizeCheck, extraLayersCheck, alarmsCheck, approverCheck];
+export const PRE_CHECKS: PreCheck[] = [specSizeCheck, environmentCheck, codeSizeCheck, extraLayersCheck, alarmsCheck, approverCheck];
 
 /** Throw one BakeSpecError listing `problems` (nothing when there are none). */
 export function refuse(where: string, problems: string[]): void {

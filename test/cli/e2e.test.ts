@@ -1,8 +1,9 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SPEC_BYTES } from '../../src/cores/precheck.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 
 const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
@@ -231,6 +232,23 @@ describe('bakery CLI, bad input', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('BakeSpecError');
     expect(result.stderr).toContain('functions[0].handler');
+    await expectNothingWritten(home);
+  });
+
+  it('refuses a spec over MAX_SPEC_BYTES as JSON (it travels in every state), exit 2, writing nothing', async () => {
+    const dir = path.join(scratch, 'big');
+    await cp(path.join(PROJECT_ROOT, 'examples', 'hello', 'src'), path.join(dir, 'src'), { recursive: true });
+    const spec = JSON.parse(await readFile(SPEC, 'utf8')) as { functions: Array<{ validation: { cases: Array<{ event: object }> } }> };
+    const firstCase = spec.functions[0]?.validation.cases[0] as { event: object };
+    firstCase.event = { ...firstCase.event, pad: 'x'.repeat(MAX_SPEC_BYTES) };
+    await writeFile(path.join(dir, 'bake.json'), JSON.stringify(spec));
+    const home = path.join(scratch, 'h-big');
+    const result = await bakery(['bake', path.join(dir, 'bake.json')], home);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /BakeSpecError: .* cannot be baked; nothing was written:\n {2}- the spec is \d+ bytes as JSON; at most 32768/,
+    );
+    expect(result.stderr).toContain('Largest parts: functions[0].validation.cases[0].event');
     await expectNothingWritten(home);
   });
 

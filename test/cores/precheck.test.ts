@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_ENVIRONMENT_BYTES, RESERVED_ENVIRONMENT_NAMES } from '../../src/cores/precheck.ts';
+import { MAX_ENVIRONMENT_BYTES, MAX_SPEC_BYTES, RESERVED_ENVIRONMENT_NAMES } from '../../src/cores/precheck.ts';
 import { manifestKey } from '../../src/cores/record.ts';
 import { checkBakeInput, resolveBake } from '../../src/cores/resolve.ts';
 import { BakeSpecError } from '../../src/errors.ts';
@@ -198,6 +198,25 @@ describe('pre-checks of a bake', () => {
       await writeSpec(spec({ environment: { A: value(2000), B: value(MAX_ENVIRONMENT_BYTES - 2 - 2000 + 1) } }));
       const error = await refusal();
       expect(error.message).toContain(`functions[0].environment: ${MAX_ENVIRONMENT_BYTES + 1} bytes of names and values`);
+    });
+
+    it('refuses a spec over 32 KB as JSON, naming its largest parts, and takes one just at it', async () => {
+      // Prepare: pad the validation event so that the parsed spec (defaults filled in) is exactly at the bound.
+      const padded = (pad: string) =>
+        spec({ validation: { cases: [{ name: 'greets', event: { pad }, expect: { result: { ok: true } } }] } });
+      await writeSpec(padded(''));
+      const base = Buffer.byteLength(JSON.stringify((await checkBakeInput(specFile, recipes)).spec));
+      await writeSpec(padded('x'.repeat(MAX_SPEC_BYTES - base)));
+      await expect(resolveBake(request, deps)).resolves.toBeDefined();
+      deps.artefacts = new MemoryArtefactStore();
+
+      // Act
+      await writeSpec(padded('x'.repeat(MAX_SPEC_BYTES - base + 1)));
+      const error = await refusal();
+
+      // Assess
+      expect(error.message).toContain(`the spec is ${MAX_SPEC_BYTES + 1} bytes as JSON; at most ${MAX_SPEC_BYTES} (32 KB)`);
+      expect(error.message).toContain(`Largest parts: functions[0].validation.cases[0].event ${MAX_SPEC_BYTES - base + 11} bytes`);
     });
 
     it('refuses code over 250 MB unzipped, before zipping it', async () => {
