@@ -95,7 +95,8 @@ export function rootConfinement(): Promise<{ available: boolean; reason: string 
 // Lambda's, which means nothing on the host.
 const PREPARE_ROOT = [
   'set -e',
-  'root=$1; mount=$2; ip=$3; shift 3',
+  'root=$1; mount=$2; ip=$3; binds=$4; shift 4',
+  'while [ "$binds" -gt 0 ]; do "$mount" --bind -o ro "$1" "$2"; shift 2; binds=$((binds - 1)); done',
   `for device in ${DEVICES.join(' ')}; do "$mount" --bind "/dev/$device" "$root/dev/$device"; done`,
   '"$mount" -t proc proc "$root/proc"',
   'if [ -n "$ip" ]; then "$ip" link set lo up; fi',
@@ -117,6 +118,8 @@ export async function spawnBootstrap(options: {
   tcpAddress: string;
   socketPath: string;
   root: string | null;
+  /** Host files bind-mounted read-only over files of the root (absolute paths on both sides). */
+  binds?: Array<{ from: string; to: string }>;
 }): Promise<ChildProcess> {
   const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
   if (options.root !== null) {
@@ -124,6 +127,7 @@ export async function spawnBootstrap(options: {
     const mount = (await hostTool('mount')) ?? 'mount';
     const ip = options.network === 'none' ? ((await hostTool('ip')) ?? 'ip') : '';
     const unshare = (await hostTool('unshare')) ?? 'unshare';
+    const binds = options.binds ?? [];
     // chroot starts in the root's /; Lambda starts the bootstrap in the task root.
     const inRoot = [
       chroot,
@@ -139,12 +143,29 @@ export async function spawnBootstrap(options: {
     const env = options.network === 'none' ? options.env : { ...options.env, AWS_LAMBDA_RUNTIME_API: options.tcpAddress };
     const namespaces = ['--mount', '--pid', '--fork', '--kill-child', ...(options.network === 'none' ? ['--net'] : [])];
     return track(
-      spawn(unshare, [...namespaces, '--', '/bin/sh', '-c', PREPARE_ROOT, 'sh', options.root, mount, ip, ...command], {
-        cwd: options.cwd,
-        env,
-        stdio,
-        detached: true,
-      }),
+      spawn(
+        unshare,
+        [
+          ...namespaces,
+          '--',
+          '/bin/sh',
+          '-c',
+          PREPARE_ROOT,
+          'sh',
+          options.root,
+          mount,
+          ip,
+          String(binds.length),
+          ...binds.flatMap((b) => [b.from, b.to]),
+          ...command,
+        ],
+        {
+          cwd: options.cwd,
+          env,
+          stdio,
+          detached: true,
+        },
+      ),
     );
   }
   if (options.network === 'host') {

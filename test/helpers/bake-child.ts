@@ -10,12 +10,12 @@ import { createLocalDeps } from '../../src/adapters/local/index.ts';
 import { renderTo } from '../../src/cli/render.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runBake } from '../../src/local/runner.ts';
-import { FakeImageBuilder } from './local-bake.ts';
+import { FakeImageBuilder, withStandInNode } from './local-bake.ts';
 
 const [dir, bakeId, pauseAt, approve] = process.argv.slice(2) as [string, string, string, string];
 const home = new LocalHome(path.join(dir, 'home'));
 const write = (line: string) => process.stdout.write(`${line}\n`);
-const deps = createLocalDeps({ home, projectRoot: PROJECT_ROOT, write, waitingHint: false });
+const deps = withStandInNode(createLocalDeps({ home, projectRoot: PROJECT_ROOT, write, waitingHint: false }));
 deps.imageBuilder = new FakeImageBuilder(deps.callbacks, path.join(dir, 'runtime-tree'));
 const specFile = path.join(dir, 'project', 'bake.json');
 const outcome = await runBake(

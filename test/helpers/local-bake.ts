@@ -1,9 +1,10 @@
 /**
  * A throwaway local backend for running the real state machine in-process: a state
  * directory, a copy of the hello example with its spec, and a small runtime tree that
- * stands in for the 120 MB baked one (the real bootstrap and runtime loop, and a
- * `bin/node` that execs the project's Node 22), so validation still runs the function
- * through the real bootstrap and the local Runtime API.
+ * stands in for the 120 MB baked one (the real bootstrap and runtime loop; the project's
+ * Node 22 is lent to it at /opt/bin/node by the invoker, see {@link withStandInNode}, so
+ * it need not be zipped into every layer), so validation still runs the function through
+ * the real bootstrap and the local Runtime API, inside the private root.
  */
 import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LocalHome } from '../../src/adapters/local/home.ts';
 import { createLocalDeps, type LocalDeps } from '../../src/adapters/local/index.ts';
+import { LocalInvoker } from '../../src/adapters/local/invoker.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import type { ApprovalRecord } from '../../src/ports/approval.ts';
 import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
@@ -97,8 +99,12 @@ async function writeRuntimeTree(root: string): Promise<void> {
   await writeFile(path.join(root, 'bootstrap'), await readFile(path.join(runtime, 'bootstrap')));
   await chmod(path.join(root, 'bootstrap'), 0o755);
   await writeFile(path.join(root, 'runtime', 'index.mjs'), await readFile(path.join(runtime, 'index.mjs')));
-  await writeFile(path.join(root, 'bin', 'node'), `#!/bin/sh\nexec '${NODE22}' "$@"\n`);
-  await chmod(path.join(root, 'bin', 'node'), 0o755);
+}
+
+/** Deps whose invoker lends the stand-in runtime layer the project's Node 22 at /opt/bin/node. */
+export function withStandInNode<D extends LocalDeps>(deps: D): D {
+  deps.invoker = new LocalInvoker(deps.functions, deps.layers, { hostFiles: { '/opt/bin/node': NODE22 } });
+  return deps;
 }
 
 /**
@@ -117,7 +123,7 @@ export async function makeWorkspace(options: { spec?: (spec: SpecJson) => void; 
   const runtimeTree = path.join(dir, 'runtime-tree');
   await writeRuntimeTree(runtimeTree);
 
-  const newDeps = () => createLocalDeps({ home, projectRoot: PROJECT_ROOT, waitingHint: false });
+  const newDeps = () => withStandInNode(createLocalDeps({ home, projectRoot: PROJECT_ROOT, waitingHint: false }));
   const deps = newDeps();
   if (!options.realBuild) deps.imageBuilder = new FakeImageBuilder(deps.callbacks, runtimeTree);
   return {

@@ -8,12 +8,12 @@ import { LocalHome } from '../../src/adapters/local/home.ts';
 import { createLocalDeps } from '../../src/adapters/local/index.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { startServe } from '../../src/serve/serve.ts';
-import { FakeImageBuilder } from './local-bake.ts';
+import { FakeImageBuilder, withStandInNode } from './local-bake.ts';
 
 const [dir] = process.argv.slice(2) as [string];
 const home = new LocalHome(path.join(dir, 'home'));
 const write = (line: string) => process.stdout.write(`${line}\n`);
-const deps = createLocalDeps({ home, projectRoot: PROJECT_ROOT, write, waitingHint: false });
+const deps = withStandInNode(createLocalDeps({ home, projectRoot: PROJECT_ROOT, write, waitingHint: false }));
 deps.imageBuilder = new FakeImageBuilder(deps.callbacks, path.join(dir, 'runtime-tree'));
 await startServe({ home, deps, user: 'tester', runOptions: { retryIntervalMs: 0, waitMs: 0 }, write });
 write('ready');

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError } from '../../errors.ts';
@@ -48,10 +48,17 @@ interface Environment {
 export class LocalInvoker implements FunctionInvoker {
   private readonly functions: LocalFunctionRegistry;
   private readonly layers: LocalLayerRegistry;
+  private readonly hostFiles: Record<string, string>;
 
-  constructor(functions: LocalFunctionRegistry, layers: LocalLayerRegistry) {
+  /**
+   * `hostFiles` maps absolute paths inside the function's root to host files shown there
+   * read-only (bind-mounted; symlinked when there is no private root). Tests use it to lend
+   * a stand-in layer the 120 MB Node binary without zipping it into every layer.
+   */
+  constructor(functions: LocalFunctionRegistry, layers: LocalLayerRegistry, options: { hostFiles?: Record<string, string> } = {}) {
     this.functions = functions;
     this.layers = layers;
+    this.hostFiles = options.hostFiles ?? {};
   }
 
   isolation(): Promise<{ available: boolean; reason: string | null }> {
@@ -76,6 +83,17 @@ export class LocalInvoker implements FunctionInvoker {
       await unzipTo(layer.zipPath, opt);
     }
     await unzipTo(version.codePath, task);
+    const binds: Array<{ from: string; to: string }> = [];
+    for (const [inRoot, host] of Object.entries(this.hostFiles)) {
+      const where = inRoot.startsWith('/opt/')
+        ? path.join(opt, inRoot.slice(5))
+        : path.join(task, path.posix.relative(LAMBDA_TASK_ROOT, inRoot));
+      await mkdir(path.dirname(where), { recursive: true });
+      if (fs) {
+        await writeFile(where, '');
+        binds.push({ from: host, to: where });
+      } else await symlink(host, where);
+    }
     const ownBootstrap = await stat(path.join(task, 'bootstrap')).then(
       () => true,
       () => false,
@@ -113,7 +131,16 @@ export class LocalInvoker implements FunctionInvoker {
       const socketPath = path.join(root, `rapi-${started++}.sock`);
       const address = await server.listen(socketPath);
       const began = Date.now();
-      const child = await spawnBootstrap({ bootstrap, cwd: task, env, network, tcpAddress: address, socketPath, root: fs?.root ?? null });
+      const child = await spawnBootstrap({
+        bootstrap,
+        cwd: task,
+        env,
+        network,
+        tcpAddress: address,
+        socketPath,
+        root: fs?.root ?? null,
+        binds,
+      });
       const environment: Environment = { server, child, logs: '', exited: Promise.resolve(''), busy: false, dead: false };
       const onData = (chunk: Buffer) => {
         environment.logs = (environment.logs + chunk.toString('utf8')).slice(-64 * 1024);
