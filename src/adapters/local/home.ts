@@ -1,6 +1,7 @@
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StateDirError } from '../../errors.ts';
+import { claimHome } from '../../local/home.ts';
 
 /** The local backend's state directory (`BAKERY_HOME`, default `./.bakery`). */
 export class LocalHome {
@@ -19,8 +20,9 @@ export class LocalHome {
   }
 
   /**
-   * Make sure the directory is usable; a named error otherwise. With `create: false`
-   * a missing directory is fine (nothing has happened yet) and nothing is written.
+   * Make sure the directory is usable and bakery's own (src/local/home.ts); a named error
+   * otherwise. With `create: false` a missing directory is fine (nothing has happened
+   * yet), nothing is written, and a read-only home is accepted.
    */
   async ensure(options: { create?: boolean } = {}): Promise<void> {
     const create = options.create ?? true;
@@ -34,12 +36,14 @@ export class LocalHome {
     if (!info && !create) return;
     try {
       if (!info) await mkdir(this.root, { recursive: true });
-      await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
+      // A home opened without `create` may be read-only: read commands still work there.
+      await access(this.root, constants.R_OK | constants.X_OK | (create ? constants.W_OK : 0));
     } catch (cause) {
-      throw new StateDirError(`state directory ${this.root} is not readable and writable: ${(cause as Error).message}`, {
+      throw new StateDirError(`state directory ${this.root} is not readable${create ? ' and writable' : ''}: ${(cause as Error).message}`, {
         cause,
         hint: 'Fix its permissions, or set BAKERY_HOME to another directory.',
       });
     }
+    await claimHome(this.root, { write: create });
   }
 }
