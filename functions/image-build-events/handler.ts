@@ -1,12 +1,8 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { createImageEventDeps } from '../../src/adapters/aws/image-builder.ts';
-import { handleImageStateChange, type ImageEventDeps } from '../../src/cores/image-events.ts';
-import { logger } from '../../src/lambda.ts';
+import { aws, type ImageEventDeps } from '../../src/compose/aws.ts';
+import { handleImageStateChange, type ImageEventOutcome } from '../../src/cores/image-events.ts';
+import { lambdaHandler, logger } from '../../src/lambda.ts';
 
 /** `arn:<partition>:imagebuilder:<region>:<account>:image/<name>/<version>/<build>`: an image build version. */
 const IMAGE_BUILD_VERSION_ARN = /^arn:[\w-]+:imagebuilder:[\w-]+:\d{12}:image\/[^/]+\/\d+\.\d+\.\d+\/\d+$/;
@@ -30,27 +26,24 @@ export type ImageStateChangeEvent = z.output<typeof ImageStateChangeEventSchema>
  * waiting on it. Errors are logged and rethrown, so Lambda retries the event.
  */
 export function imageBuildEventsHandler(deps: () => ImageEventDeps) {
-  return middy<ImageStateChangeEvent, unknown, Error, Context>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(parser({ schema: ImageStateChangeEventSchema }))
-    .use({
-      onError: async (request) => {
-        logger.error('image build event failed', { error: request.error ?? undefined });
-      },
-    })
-    .handler(async (event) => {
+  return lambdaHandler<ImageStateChangeEvent, ImageEventOutcome, ImageEventDeps>({
+    name: 'imageBuildEvents',
+    schema: ImageStateChangeEventSchema,
+    deps,
+    logKeys: (event) => ({ buildId: event.resources[0], eventId: event.id }),
+    core: async (event, d) => {
       const buildId = event.resources[0];
-      logger.appendKeys({ handler: 'imageBuildEvents', buildId, eventId: event.id });
       const outcome = await handleImageStateChange(
         { buildId, status: event.detail.state.status, reason: event.detail.state.reason ?? null, at: event.time, claim: event.id },
-        deps(),
+        d,
       );
       if (outcome.outcome === 'unknown') logger.warn('no bake waits on this image build; ignored', { outcome });
       else if (outcome.outcome === 'gone') logger.warn('the bake no longer waits on this image build', { outcome });
       else logger.info(`image build event ${outcome.outcome}`, { outcome });
       return outcome;
-    });
+    },
+  });
 }
 
 /** The image build event handler, on the AWS adapters. */
-export const handler = imageBuildEventsHandler(createImageEventDeps);
+export const handler = imageBuildEventsHandler(aws.imageBuildEvents);

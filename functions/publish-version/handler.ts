@@ -1,5 +1,5 @@
-import { createAwsDeps } from '../../src/adapters/aws/index.ts';
+import { aws } from '../../src/compose/aws.ts';
 import { taskHandler } from '../../src/lambda.ts';
 
 /** The publishVersion task of the bake state machine, on the AWS adapters. */
-export const handler = taskHandler('publishVersion', createAwsDeps);
+export const handler = taskHandler('publishVersion', aws.publishVersion);

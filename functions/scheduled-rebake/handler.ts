@@ -1,11 +1,7 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { parser } from '@aws-lambda-powertools/parser/middleware';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { createTriggerDeps, type TriggerDeps } from '../../src/adapters/aws/triggers.ts';
+import { aws, type ScheduledRebakeDeps } from '../../src/compose/aws.ts';
 import { type RebakeOutcome, scheduledRebake } from '../../src/cores/trigger.ts';
-import { logger } from '../../src/lambda.ts';
+import { lambdaHandler, logger } from '../../src/lambda.ts';
 
 /**
  * The input the patch-rebuild schedule sends (its target's `Input` in serverless.yml,
@@ -27,18 +23,12 @@ export type ScheduleFiringEvent = z.output<typeof ScheduleFiringSchema>;
  * each under a name per object version and ISO week. ResolveBake moves the pins to the
  * newest patch and ends unchanged bakes as "up to date".
  */
-export function scheduledRebakeHandler(deps: () => Pick<TriggerDeps, 'starter' | 'catalog' | 'clock' | 'source'>) {
-  return middy<ScheduleFiringEvent, RebakeOutcome, Error, Context>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(parser({ schema: ScheduleFiringSchema }))
-    .use({
-      onError: async (request) => {
-        logger.error('scheduled rebuild failed', { error: request.error ?? undefined });
-      },
-    })
-    .handler(async (event) => {
-      logger.appendKeys({ handler: 'scheduledRebake' });
-      const d = deps();
+export function scheduledRebakeHandler(deps: () => ScheduledRebakeDeps) {
+  return lambdaHandler<ScheduleFiringEvent, RebakeOutcome, ScheduledRebakeDeps>({
+    name: 'scheduledRebake',
+    schema: ScheduleFiringSchema,
+    deps,
+    core: async (event, d) => {
       const outcome = await scheduledRebake(
         { scheduleArn: event.scheduleArn ?? null, scheduledTime: event.scheduledTime ?? null },
         { bucket: d.source.bucket(), prefix: d.source.prefix() },
@@ -52,8 +42,9 @@ export function scheduledRebakeHandler(deps: () => Pick<TriggerDeps, 'starter' |
         alreadyRunningOrDone: again.map((b) => b.bakeId),
       });
       return outcome;
-    });
+    },
+  });
 }
 
 /** The scheduled patch rebuild, on the AWS adapters. */
-export const handler = scheduledRebakeHandler(createTriggerDeps);
+export const handler = scheduledRebakeHandler(aws.scheduledRebake);

@@ -1,5 +1,5 @@
-import { createAwsDeps } from '../../src/adapters/aws/index.ts';
+import { aws } from '../../src/compose/aws.ts';
 import { taskHandler } from '../../src/lambda.ts';
 
 /** The shiftTraffic task of the bake state machine (one step of a gradual release), on the AWS adapters. */
-export const handler = taskHandler('shiftTraffic', createAwsDeps);
+export const handler = taskHandler('shiftTraffic', aws.shiftTraffic);

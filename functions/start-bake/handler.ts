@@ -1,12 +1,8 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { parser } from '@aws-lambda-powertools/parser/middleware';
 import { S3EventNotificationEventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/s3';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-import { createTriggerDeps, type TriggerDeps } from '../../src/adapters/aws/triggers.ts';
+import { aws, type StartBakeDeps } from '../../src/compose/aws.ts';
 import { type StartOutcome, startS3Bake } from '../../src/cores/trigger.ts';
-import { logger } from '../../src/lambda.ts';
+import { lambdaHandler, logger } from '../../src/lambda.ts';
 
 /**
  * S3's "Object Created" event as EventBridge delivers it (note `detail.object.version-id`).
@@ -31,28 +27,25 @@ export type ObjectCreatedEvent = z.output<typeof ObjectCreatedEventSchema>;
  * succeeds: one upload, one bake. Other errors are logged and rethrown, so Lambda
  * retries the event.
  */
-export function startBakeHandler(deps: () => Pick<TriggerDeps, 'starter'>) {
-  return middy<ObjectCreatedEvent, StartOutcome, Error, Context>()
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(parser({ schema: ObjectCreatedEventSchema }))
-    .use({
-      onError: async (request) => {
-        logger.error('starting the bake failed', { error: request.error ?? undefined });
-      },
-    })
-    .handler(async (event) => {
+export function startBakeHandler(deps: () => StartBakeDeps) {
+  return lambdaHandler<ObjectCreatedEvent, StartOutcome, StartBakeDeps>({
+    name: 'startBake',
+    schema: ObjectCreatedEventSchema,
+    deps,
+    logKeys: (event) => ({ eventId: event.id, bucket: event.detail.bucket.name, key: event.detail.object.key }),
+    core: async (event, d) => {
       const { bucket, object } = event.detail;
-      logger.appendKeys({ handler: 'startBake', eventId: event.id, bucket: bucket.name, key: object.key });
       // A bucket whose versioning is suspended reports version id "null": startS3Bake goes by the sequencer then.
       const outcome = await startS3Bake(
         { bucket: bucket.name, key: object.key, versionId: object['version-id'] ?? null, sequencer: object.sequencer ?? null },
-        deps(),
+        d,
       );
       if (outcome.started) logger.info('bake started', { ...outcome });
       else logger.info('bake already started (running or done): this upload was started before', { ...outcome });
       return outcome;
-    });
+    },
+  });
 }
 
 /** The S3 trigger, on the AWS adapters. */
-export const handler = startBakeHandler(createTriggerDeps);
+export const handler = startBakeHandler(aws.startBake);

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import type { Deps } from '../compose/deps.ts';
 import { DEFAULT_KEEP, prune } from '../cores/prune.ts';
 import { verifyBake } from '../cores/verify.ts';
-import type { Deps } from '../tasks.ts';
 
 /** What the integrity commands need from the program that hosts them. */
 export interface IntegrityContext {

@@ -2,14 +2,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { buildAwsDeps } from '../adapters/aws/index.ts';
-import { LocalAlarms } from '../adapters/local/alarms.ts';
 import { LocalHome } from '../adapters/local/home.ts';
-import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
-import { createLocalDeps, type LocalDeps } from '../adapters/local/index.ts';
-import { LocalLayerRegistry } from '../adapters/local/registries.ts';
-import { localSlackNotifier, readLocalSlackSettings } from '../adapters/local/slack.ts';
-import { LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from '../adapters/local/stores.ts';
+import type { LocalImageBuilder } from '../adapters/local/image-builder.ts';
+import { readLocalSlackSettings } from '../adapters/local/slack.ts';
+import type { Deps } from '../compose/deps.ts';
+import { createLocalDeps, type LocalDeps, localImageBuilder, localPreCheckDeps, projectRecipes } from '../compose/local.ts';
 import { decideApproval } from '../cores/approval.ts';
 import { bakeKey } from '../cores/image.ts';
 import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
@@ -18,10 +15,9 @@ import { BakeInterruptedError, BakeryError, ImageBuildFailedError, InputError, N
 import { PROJECT_ROOT } from '../local/asl.ts';
 import { getExecution, listExecutions, versionsInFlight } from '../local/journal.ts';
 import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../local/runner.ts';
-import { DirectoryRecipeCatalog, resolveRecipe } from '../recipes/recipe.ts';
+import { resolveRecipe } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { loadSpec } from '../spec.ts';
-import type { Deps } from '../tasks.ts';
 import { checkAwsBackend } from './aws-backend.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
@@ -74,7 +70,6 @@ const packageVersion = (): string =>
   (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The recipes under the project's `layers/`, for checking a spec before anything is written. */
-const projectRecipes = () => new DirectoryRecipeCatalog(path.join(PROJECT_ROOT, 'layers'));
 
 /** A failure the CLI reports with a given exit code. */
 class ExitError extends Error {
@@ -107,9 +102,9 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     const h = home();
     await h.ensure({ create });
     // With a bot token and channel (environment or .bakery.env), local approvals go to Slack too.
-    const slack = localSlackNotifier(await readLocalSlackSettings(io.env, io.cwd));
+    const slack = await readLocalSlackSettings(io.env, io.cwd);
     return {
-      ...createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, ...(slack ? { slack } : {}), ...options }),
+      ...createLocalDeps({ home: h, projectRoot: PROJECT_ROOT, write: line, slack, ...options }),
       // What executions that have not ended hold, from their journal: prune keeps it.
       executions: { inFlight: () => versionsInFlight(h) },
     };
@@ -137,7 +132,8 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     const backend = program.opts<{ backend: 'local' | 'aws' }>().backend;
     if (backend === 'aws') {
       await checkAwsBackend(io.env);
-      return buildAwsDeps(io.env);
+      // Imported on use: only `--backend aws` loads the AWS adapters and SDK.
+      return (await import('../compose/aws.ts')).buildAwsDeps(io.env);
     }
     return deps({ create: false });
   };
@@ -190,13 +186,8 @@ Exit codes:
       const h = home();
       await h.ensure({ create: false });
       // The pre-checks read the state directory (alarms, layers, the ledger) and write nothing.
-      const { spec } = await checkBakeInput(specFile, projectRecipes(), specArg, {
-        deps: {
-          alarms: new LocalAlarms(h),
-          layers: new LocalLayerRegistry(h),
-          ledger: new LocalLedger(h),
-          artefacts: new LocalArtefactStore(h),
-        },
+      const { spec } = await checkBakeInput(specFile, projectRecipes(PROJECT_ROOT), specArg, {
+        deps: localPreCheckDeps(h),
         ...(opts.approve ? { autoApprover: opts.approver } : {}),
       });
       const d = await deps({
@@ -274,7 +265,7 @@ Exit codes:
     .action(async (specArg: string, opts: { rebuild?: boolean }) => {
       requireLocal('build');
       const h = home();
-      const recipes = projectRecipes();
+      const recipes = projectRecipes(PROJECT_ROOT);
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
       const { spec } = await loadSpec(specFile, specArg);
@@ -282,16 +273,17 @@ Exit codes:
       const key = bakeKey(recipe);
       await h.ensure({ create: true });
       const seconds = (ms = 0) => `${(ms / 1000).toFixed(1)} s`;
-      const builder = new LocalImageBuilder({
-        home: h,
-        recipes,
-        callbacks: new LocalTaskCallbacks(h),
-        projectRoot: PROJECT_ROOT,
-        onStep: (e) => {
-          const text = renderBuildStep(e);
-          if (text !== undefined) line(text);
+      const builder = localImageBuilder(
+        {
+          home: h,
+          projectRoot: PROJECT_ROOT,
+          onStep: (e) => {
+            const text = renderBuildStep(e);
+            if (text !== undefined) line(text);
+          },
         },
-      });
+        { recipes },
+      );
       line(`build ${recipe.name} for ${specArg} on the local backend (${h.root})`);
       line(`  bake key ${key}`);
       const started = Date.now();

@@ -1,9 +1,9 @@
 import { type Command, Option } from 'commander';
-import type { LocalDeps } from '../adapters/local/index.ts';
+import type { Deps } from '../compose/deps.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { drift } from '../cores/drift.ts';
 import { describeEntry, history } from '../cores/history.ts';
 import { rollback } from '../cores/rollback.ts';
-import type { Deps } from '../tasks.ts';
 
 /** What the release commands need from the program that hosts them. */
 export interface ReleaseContext {

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
-import type { LocalDeps } from '../adapters/local/index.ts';
-import { type LocalSlackSettings, localReplies, localSlackNotifier } from '../adapters/local/slack.ts';
+import type { LocalSlackSettings } from '../adapters/local/slack.ts';
+import { type LocalDeps, localSlackCallbackDeps } from '../compose/local.ts';
 import { InputError } from '../errors.ts';
 import { parsePort, untilSignal } from './long-running.ts';
 
@@ -47,12 +47,7 @@ export function addServeCommands(program: Command, ctx: ServeCommandContext): vo
         user: opts.user,
         schedule: deployedSchedules(ctx.projectRoot),
         ...(settings.signingSecret
-          ? {
-              slack: {
-                replies: localReplies(localSlackNotifier(settings), ctx.line),
-                signingSecret: async () => settings.signingSecret as string,
-              },
-            }
+          ? { slack: localSlackCallbackDeps(deps, { ...settings, signingSecret: settings.signingSecret }, ctx.line) }
           : {}),
         write: ctx.line,
       });

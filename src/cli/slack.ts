@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
-import type { LocalDeps } from '../adapters/local/index.ts';
-import { LOCAL_ENV_FILE, type LocalSlackSettings, localReplies, localSlackNotifier } from '../adapters/local/slack.ts';
+import { LOCAL_ENV_FILE, type LocalSlackSettings } from '../adapters/local/slack.ts';
+import { type LocalDeps, localSlackCallbackDeps } from '../compose/local.ts';
 import type { SlackOutcome } from '../cores/slack-callback.ts';
 import { InputError } from '../errors.ts';
 import { startCallbackServer } from '../local/callback-server.ts';
@@ -48,16 +48,11 @@ export function addSlackCommands(program: Command, ctx: SlackCommandContext): vo
         });
       }
       const deps = await ctx.localDeps();
-      const slack = localSlackNotifier(settings);
+      const slack = Boolean(settings.botToken && settings.channel);
       const server = await startCallbackServer({
         port: opts.port,
         deps: {
-          approvals: deps.approvals,
-          callbacks: deps.callbacks,
-          notifier: deps.notifier,
-          clock: deps.clock,
-          replies: localReplies(slack, ctx.line),
-          signingSecret: async () => signingSecret,
+          ...localSlackCallbackDeps(deps, { ...settings, signingSecret }, ctx.line),
           log: (message, detail) => ctx.line(`  ! ${message}${detail.error instanceof Error ? `: ${detail.error.message}` : ''}`),
         },
         onOutcome: (outcome) => ctx.line(`  ${describe(outcome)}`),

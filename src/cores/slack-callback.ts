@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AlreadyDecidedError, ApprovalExpiredError, NotAnApproverError, NotFoundError } from '../errors.ts';
 import type { ApprovalRecord, ApprovalStore } from '../ports/approval.ts';
 import type { TaskCallbacks } from '../ports/callbacks.ts';
-import type { Notifier } from '../ports/notifier.ts';
+import { APPROVE_ACTION, type ClickReplies, type Notifier, REJECT_ACTION } from '../ports/notifier.ts';
 import type { Clock } from '../ports/system.ts';
 import { decideApproval } from './approval.ts';
 
@@ -17,10 +17,6 @@ import { decideApproval } from './approval.ts';
  * also decides once with a conditional write. The button carries only the approval id;
  * the task token never leaves the backend.
  */
-
-/** Block Kit action ids of the Approve and Reject buttons. */
-export const APPROVE_ACTION = 'bakery_approve';
-export const REJECT_ACTION = 'bakery_reject';
 
 /** Slack's replay window: a request whose timestamp is further off than this, either way, is refused. */
 export const MAX_CLOCK_SKEW_SECONDS = 5 * 60;
@@ -91,11 +87,6 @@ export function parseInteraction(rawBody: Buffer): Interaction | undefined {
   }
   const parsed = InteractionSchema.safeParse(json);
   return parsed.success ? parsed.data : undefined;
-}
-
-/** Tells the person who clicked why nothing happened (an ephemeral message only they see). */
-export interface ClickReplies {
-  tell(to: { channel: string; user: string }, text: string): Promise<void>;
 }
 
 export interface SlackCallbackDeps {

@@ -2,7 +2,7 @@ import './polyfill.ts';
 import { randomBytes } from 'node:crypto';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { AutoApprovingNotifier } from '../adapters/local/auto-approver.ts';
-import type { LocalDeps } from '../adapters/local/index.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { decideApproval } from '../cores/approval.ts';
 import type { ArtefactRef, BakeRequest, BakeState, Json, ResolvedBake } from '../state.ts';
 import { TASKS } from '../tasks.ts';

@@ -3,6 +3,18 @@
 import type { Json } from '../state.ts';
 import type { ApprovalMessage, ApprovalRecord } from './approval.ts';
 
+/**
+ * Block Kit action ids of the Approve and Reject buttons: the contract between the
+ * message the Slack adapter posts and the callback core that reads the click.
+ */
+export const APPROVE_ACTION = 'bakery_approve';
+export const REJECT_ACTION = 'bakery_reject';
+
+/** Tells the person who clicked why nothing happened (an ephemeral message only they see). */
+export interface ClickReplies {
+  tell(to: { channel: string; user: string }, text: string): Promise<void>;
+}
+
 export interface DriftDifference {
   /** What differs: `alias`, `alias.version`, `alias.weights`, `version`, `layers`, `runtime`, `handler`, `environment.names`, `codeSha256`. */
   field: string;

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { approvalBlocks, decidedBlocks } from '../adapters/aws/slack.ts';
-import type { LocalDeps } from '../adapters/local/index.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { decideApproval } from '../cores/approval.ts';
 import { drift } from '../cores/drift.ts';
 import { describeEntry } from '../cores/history.ts';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { LocalDeps } from '../adapters/local/index.ts';
 import { renderTo } from '../cli/render.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { BakeryError } from '../errors.ts';
 import { runBake, runScheduledBake } from '../local/runner.ts';
 import { BucketStore } from '../s3local/store.ts';

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalHome } from '../../src/adapters/local/home.ts';
-import { createLocalDeps } from '../../src/adapters/local/index.ts';
 import { ExitCodes } from '../../src/cli/program.ts';
 import { addSlackCommands } from '../../src/cli/slack.ts';
+import { createLocalDeps } from '../../src/compose/local.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runCli } from '../helpers/cli.ts';
 

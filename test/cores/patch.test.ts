@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyPatches, baseImagePattern, liveEqualBakes, nodePins } from '../../src/cores/patch.ts';
+import { applyPatches, baseImagePattern, liveEqualBakes } from '../../src/cores/patch.ts';
 import { manifestKey } from '../../src/cores/record.ts';
 import type { PatchResolver, RuntimePatch } from '../../src/ports/patches.ts';
 import type { LedgerEntry } from '../../src/ports/storage.ts';
@@ -43,14 +43,6 @@ describe('baseImagePattern', () => {
     ['not-an-image', true, undefined],
   ])('%s (scheduled: %s) → %s', (image, schedule, pattern) => {
     expect(baseImagePattern(image, schedule)).toBe(pattern);
-  });
-});
-
-describe('nodePins', () => {
-  it('reads the pinned Node.js line and the platform of the recipe', () => {
-    expect(nodePins(recipe())).toEqual({ version: [22, 23, 3], sha256: 'ef'.repeat(32), platform: 'linux-x64' });
-    expect(nodePins(recipe({ architecture: 'arm64' }))?.platform).toBe('linux-arm64');
-    expect(nodePins(recipe({ parameters: { Other: '1' } }))).toBeUndefined();
   });
 });
 

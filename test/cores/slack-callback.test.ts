@@ -1,15 +1,10 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { expireApproval, requestApproval } from '../../src/cores/approval.ts';
-import {
-  APPROVE_ACTION,
-  handleSlackInteraction,
-  REJECT_ACTION,
-  type SlackCallbackDeps,
-  verifySlackSignature,
-} from '../../src/cores/slack-callback.ts';
+import { handleSlackInteraction, type SlackCallbackDeps, verifySlackSignature } from '../../src/cores/slack-callback.ts';
 import { TransientBackendError } from '../../src/errors.ts';
 import type { ApprovalRecord } from '../../src/ports/approval.ts';
+import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
 import { passedValidation, publishedLayer, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import {
   FakeClock,

@@ -12,11 +12,12 @@ import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-
 import type { Context, LambdaFunctionURLEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { handler } from '../../functions/slack-callback/handler.ts';
-import { buildSlackCallbackDeps } from '../../src/adapters/aws/index.ts';
-import { APPROVE_ACTION, DEFAULT_ANSWER_WITHIN_MS, REJECT_ACTION } from '../../src/cores/slack-callback.ts';
-import { logger, slackCallbackHandler } from '../../src/lambda.ts';
+import { handler, slackCallbackHandler } from '../../functions/slack-callback/handler.ts';
+import { buildSlackCallbackDeps } from '../../src/compose/aws.ts';
+import { DEFAULT_ANSWER_WITHIN_MS } from '../../src/cores/slack-callback.ts';
+import { logger } from '../../src/lambda.ts';
 import type { ApprovalDecision } from '../../src/ports/approval.ts';
+import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
 import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 

@@ -6,8 +6,8 @@
  */
 import path from 'node:path';
 import { LocalHome } from '../../src/adapters/local/home.ts';
-import { createLocalDeps } from '../../src/adapters/local/index.ts';
 import { renderTo } from '../../src/cli/render.ts';
+import { createLocalDeps } from '../../src/compose/local.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runBake } from '../../src/local/runner.ts';
 import { FakeImageBuilder, withStandInNode } from './local-bake.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LocalHome } from '../../src/adapters/local/home.ts';
-import { createLocalDeps, type LocalDeps } from '../../src/adapters/local/index.ts';
+import { createLocalDeps, type LocalDeps } from '../../src/compose/local.ts';
 import { publishLayer } from '../../src/cores/layer.ts';
 import { recordFailure, recordSuccess } from '../../src/cores/record.ts';
 import { release } from '../../src/cores/release.ts';

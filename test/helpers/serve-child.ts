@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { LocalHome } from '../../src/adapters/local/home.ts';
-import { createLocalDeps } from '../../src/adapters/local/index.ts';
+import { createLocalDeps } from '../../src/compose/local.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { startServe } from '../../src/serve/serve.ts';
 import { FakeImageBuilder, withStandInNode } from './local-bake.ts';

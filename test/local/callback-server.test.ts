@@ -6,9 +6,10 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { localReplies, localSlackNotifier, TerminalAndSlackNotifier } from '../../src/adapters/local/slack.ts';
-import { APPROVE_ACTION, type SlackCallbackDeps, type SlackOutcome } from '../../src/cores/slack-callback.ts';
+import type { SlackCallbackDeps, SlackOutcome } from '../../src/cores/slack-callback.ts';
 import { type CallbackServer, INTERACTIONS_PATH, startCallbackServer } from '../../src/local/callback-server.ts';
 import { runBake } from '../../src/local/runner.ts';
+import { APPROVE_ACTION } from '../../src/ports/notifier.ts';
 import { startFakeSlack } from '../helpers/fake-slack.ts';
 import { approvalRequested, makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
 

@@ -7,9 +7,9 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, BakeryError, NotFoundError } from '../../errors.ts';
 import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore } from '../../ports/approval.ts';
+import { parseLedgerEntry } from '../../ports/ledger-entry.ts';
 import { type BakeEndEntry, type BakeEndType, isBakeEnd, type Ledger, type LedgerEntry } from '../../ports/storage.ts';
 import { documentClient } from './clients.ts';
 import { resolveSetting, type Setting } from './config.ts';

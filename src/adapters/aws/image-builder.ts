@@ -12,7 +12,6 @@ import {
 } from '@aws-sdk/client-imagebuilder';
 import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { ImageEventDeps } from '../../cores/image-events.ts';
 import { AlreadyDecidedError, BakeryError, RecipeError } from '../../errors.ts';
 import type { TaskCallbacks } from '../../ports/callbacks.ts';
 import type {
@@ -28,7 +27,7 @@ import type { ArtefactRef, BuiltImage, Json } from '../../state.ts';
 import { DynamoBuildCache } from './build-cache.ts';
 import { SfnTaskCallbacks } from './callbacks.ts';
 import { documentClient, imageBuilderClient, s3Client } from './clients.ts';
-import { fromEnv, resolveSetting, type Setting } from './config.ts';
+import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';
 import { clientToken, keyedRecipeInput, recipeDifferences, splitRecipeArn } from './image-recipes.ts';
 import { parseS3Uri, s3Uri } from './s3.ts';
@@ -463,23 +462,4 @@ export function imageBuildCallbacks(inner: TaskCallbacks): TaskCallbacks {
     succeed: (token, output) => inner.succeed(token, output).catch(gone),
     fail: (token, error, cause) => inner.fail(token, error, cause).catch(gone),
   };
-}
-
-/** The ports of the image build event handler on their AWS adapters; settings are read on first use. */
-export function buildImageEventDeps(env: NodeJS.ProcessEnv = process.env): ImageEventDeps {
-  const table = fromEnv('TABLE_NAME', env);
-  return {
-    tokens: new DynamoImageBuildTokens({ table }),
-    outputs: new S3ImageBuildOutputs({ bucket: fromEnv('ARTEFACTS_BUCKET', env) }),
-    callbacks: imageBuildCallbacks(new SfnTaskCallbacks()),
-    cache: new DynamoBuildCache({ table }),
-  };
-}
-
-let memo: ImageEventDeps | undefined;
-
-/** The handler's composition, built once per Lambda container. */
-export function createImageEventDeps(): ImageEventDeps {
-  memo ??= buildImageEventDeps();
-  return memo;
 }

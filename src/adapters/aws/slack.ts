@@ -1,4 +1,3 @@
-import { getParameter } from '@aws-lambda-powertools/parameters/ssm';
 import {
   type ChatPostMessageArguments,
   WebAPIHTTPError,
@@ -8,10 +7,9 @@ import {
   WebClient,
   type WebClientOptions,
 } from '@slack/web-api';
-import { APPROVE_ACTION, type ClickReplies, REJECT_ACTION } from '../../cores/slack-callback.ts';
 import { BakeryError, TransientBackendError } from '../../errors.ts';
 import type { ApprovalMessage, ApprovalRecord } from '../../ports/approval.ts';
-import type { DriftReport, Notifier } from '../../ports/notifier.ts';
+import { APPROVE_ACTION, type ClickReplies, type DriftReport, type Notifier, REJECT_ACTION } from '../../ports/notifier.ts';
 import { resolveSetting, type Setting } from './config.ts';
 
 type Blocks = Extract<ChatPostMessageArguments, { blocks: unknown }>['blocks'];
@@ -20,7 +18,12 @@ type Blocks = Extract<ChatPostMessageArguments, { blocks: unknown }>['blocks'];
 export type TokenSource = (parameterName: string) => Promise<string | undefined>;
 
 /** A SecureString from SSM Parameter Store, decrypted, cached five minutes (a rotated value is picked up then). */
-export const ssmSecret: TokenSource = (name) => getParameter(name, { decrypt: true, maxAge: 300 });
+export const ssmSecret: TokenSource = async (name) => {
+  // Imported on first use: the local backend posts through this adapter too (with its own
+  // token source), and must not load the AWS SDK's SSM client for it.
+  const { getParameter } = await import('@aws-lambda-powertools/parameters/ssm');
+  return getParameter(name, { decrypt: true, maxAge: 300 });
+};
 
 /**
  * The Slack app's signing secret, read on each use through `read` (cached by Powertools

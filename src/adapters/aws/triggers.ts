@@ -3,7 +3,7 @@ import { type SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { BakeStarter, SourceCatalog, SourceObject } from '../../ports/triggers.ts';
 import type { BakeRequest } from '../../state.ts';
 import { s3Client, sfnClient } from './clients.ts';
-import { fromEnv, resolveSetting, type Setting } from './config.ts';
+import { resolveSetting, type Setting } from './config.ts';
 import { callAws, hasName } from './errors.ts';
 
 /**
@@ -93,32 +93,4 @@ export class S3SourceCatalog implements SourceCatalog {
     } while (keyMarker !== undefined);
     return out;
   }
-}
-
-/** The ports of the S3 trigger and the scheduled rebuild (not state-machine tasks). */
-export interface TriggerDeps {
-  starter: BakeStarter;
-  catalog: SourceCatalog;
-  clock: { now(): Date };
-  /** Where the scheduled rebuild looks for sources; read on first use. */
-  source: { bucket: () => string; prefix: () => string };
-}
-
-/** The trigger ports on their AWS adapters; settings are read on first use, as for the tasks. */
-export function buildTriggerDeps(env: NodeJS.ProcessEnv = process.env): TriggerDeps {
-  const clock = { now: () => new Date() };
-  return {
-    starter: new SfnBakeStarter({ stateMachineArn: fromEnv('STATE_MACHINE_ARN', env), clock }),
-    catalog: new S3SourceCatalog(),
-    clock,
-    source: { bucket: fromEnv('SOURCE_BUCKET', env), prefix: fromEnv('SOURCE_PREFIX', env) },
-  };
-}
-
-let memo: TriggerDeps | undefined;
-
-/** The triggers' composition, built once per Lambda container. */
-export function createTriggerDeps(): TriggerDeps {
-  memo ??= buildTriggerDeps();
-  return memo;
 }

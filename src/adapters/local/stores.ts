@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseLedgerEntry } from '../../cores/ledger-entry.ts';
 import { AlreadyDecidedError, InputError, NotFoundError } from '../../errors.ts';
 import type { ApprovalDecision, ApprovalMessage, ApprovalRecord, ApprovalStore } from '../../ports/approval.ts';
 import type { TaskCallbacks } from '../../ports/callbacks.ts';
+import { parseLedgerEntry } from '../../ports/ledger-entry.ts';
 import { type ArtefactStore, type BakeEndEntry, type BakeEndType, isBakeEnd, type Ledger, type LedgerEntry } from '../../ports/storage.ts';
 import type { ArtefactRef, Json } from '../../state.ts';
 import {

@@ -3,7 +3,8 @@ import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-s
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/adapters/aws/config.ts';
-import { buildTriggerDeps, S3SourceCatalog, SfnBakeStarter } from '../../../src/adapters/aws/triggers.ts';
+import { S3SourceCatalog, SfnBakeStarter } from '../../../src/adapters/aws/triggers.ts';
+import { buildTriggerDeps } from '../../../src/compose/aws.ts';
 import { TransientBackendError } from '../../../src/errors.ts';
 import type { BakeRequest } from '../../../src/state.ts';
 import { rejection } from '../../helpers/rejection.ts';

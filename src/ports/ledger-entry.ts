@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { StateDamagedError } from '../errors.ts';
-import type { LedgerEntry } from '../ports/storage.ts';
+import type { LedgerEntry } from './storage.ts';
 
 /**
  * The fields of a ledger entry that the commands read (status, history, drift, prune,

@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/adapters/aws/config.ts';
-import { buildAwsDeps, createAwsDeps } from '../../../src/adapters/aws/index.ts';
-import { S3ArtefactStore } from '../../../src/adapters/aws/s3.ts';
+import { parse } from 'yaml';
+import { ConfigError } from '../../src/adapters/aws/config.ts';
+import { S3ArtefactStore } from '../../src/adapters/aws/s3.ts';
+import { aws, buildAwsDeps } from '../../src/compose/aws.ts';
 
 const s3 = mockClient(S3Client);
 
@@ -67,6 +69,26 @@ describe('buildAwsDeps', () => {
   });
 
   it('is built once per container', () => {
-    expect(createAwsDeps()).toBe(createAwsDeps());
+    expect(aws.release()).toBe(aws.release());
+  });
+});
+
+describe('the AWS composition', () => {
+  it('has one dependency function for every function key of serverless.yml, and no other', () => {
+    // Prepare
+    const service = parse(readFileSync('serverless.yml', 'utf8'), { logLevel: 'error' }) as { functions: Record<string, unknown> };
+
+    // Assess
+    expect(Object.keys(aws).sort()).toEqual(Object.keys(service.functions).sort());
+    for (const get of Object.values(aws)) expect(typeof get).toBe('function');
+  });
+
+  it('builds each composition once per container: the tasks share one, the triggers another', () => {
+    expect(aws.resolveBake()).toBe(aws.release());
+    expect(aws.driftCheck()).toBe(aws.release());
+    expect(aws.startBake()).toBe(aws.scheduledRebake());
+    expect(aws.startBake()).not.toBe(aws.release());
+    expect(aws.slackCallback()).toBe(aws.slackCallback());
+    expect(aws.imageBuildEvents()).toBe(aws.imageBuildEvents());
   });
 });
