@@ -115,6 +115,15 @@ function executionView(e: ExecutionRecord, approval: ApprovalRecord | undefined,
   const build = output.image?.buildRecord
     ? `<p><strong>Build</strong> ${esc(output.image.buildRecord.recipe)}, bake key <code>${esc(output.image.bakeKey.slice(0, 12))}…</code>${output.image.cacheHit ? ' (cache hit)' : ''}; steps: ${output.image.buildRecord.documents.map((d) => `<code>${esc(d.path)}</code>`).join(', ')}</p>`
     : '';
+  const steps = (e.build ?? [])
+    .map(
+      (b) =>
+        `<tr class="step-${esc(b.status)}"><td><code>${esc(b.document)}</code></td><td>${esc(b.phase)}</td><td>${esc(b.step)}</td><td>${esc(b.status)}${b.attempt > 1 ? ` (attempt ${b.attempt})` : ''}</td><td>${b.durationMs === null ? '' : `${(b.durationMs / 1000).toFixed(1)} s`}</td><td>${b.error ? esc(b.error) : ''}</td></tr>`,
+    )
+    .join('');
+  const buildSteps = steps
+    ? `<table class="build-steps"><thead><tr><th>Document</th><th>Phase</th><th>Step</th><th>Status</th><th>Duration</th><th>Error</th></tr></thead><tbody>${steps}</tbody></table>`
+    : '';
   const cases = (output.validation?.functions ?? [])
     .flatMap((f) =>
       f.cases.map(
@@ -145,7 +154,7 @@ function executionView(e: ExecutionRecord, approval: ApprovalRecord | undefined,
   return `<article class="execution status-${esc(e.status)}" id="${esc(e.name)}">
 <h3>${esc(e.name)} <span class="badge">${esc(label)}</span></h3>
 <p class="meta">${esc(e.request.trigger.type)} · ${esc(source)} · started ${esc(e.startedAt)}${e.endedAt ? ` · took ${duration(e.startedAt, e.endedAt)}` : ''}${e.restarts ? ` · resumed ${e.restarts}×` : ''}</p>
-${card}${failure}${released}${build}
+${card}${failure}${released}${build}${buildSteps}
 <table class="states"><thead><tr><th>State</th><th>Status</th><th>Duration</th><th>Error</th></tr></thead><tbody>${states}</tbody></table>
 ${cases ? `<ul class="cases">${cases}</ul>` : ''}
 </article>`;

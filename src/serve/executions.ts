@@ -2,6 +2,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecutionStep, RunOutcome, UpToDateOutcome } from '../local/runner.ts';
 import type { BakeStarter } from '../ports/triggers.ts';
+import type { StepEvent } from '../recipes/toe.ts';
 import type { BakeRequest, Json } from '../state.ts';
 import { createJsonExclusive, readJsonIfExists, writeJsonAtomic } from '../util/fsx.ts';
 
@@ -17,6 +18,17 @@ export interface StateRun {
   cause: string | null;
 }
 
+/** One step of the image build as it runs (a Task of a component document). */
+export interface BuildStepRun {
+  document: string;
+  phase: string;
+  step: string;
+  status: 'running' | 'retrying' | 'succeeded' | 'failed' | 'ignored';
+  attempt: number;
+  durationMs: number | null;
+  error: string | null;
+}
+
 /** What `bakery serve` keeps of each execution it started: its input, its states so far, how it ended. */
 export interface ExecutionRecord {
   name: string;
@@ -30,6 +42,8 @@ export interface ExecutionRecord {
   failure: { state: string; error: string; cause: string } | null;
   /** Times the execution was started again after `bakery serve` stopped while it ran. */
   restarts: number;
+  /** The image build's steps, live while it runs (absent in records of older servers). */
+  build?: BuildStepRun[];
 }
 
 /** How an execution ended, as the runner reports it. */
@@ -60,6 +74,7 @@ export class ServeExecutions implements BakeStarter {
   private readonly dir: string;
   private readonly run: RunExecution;
   private readonly running = new Map<string, Promise<void>>();
+  private readonly updaters = new Map<string, (change: (r: ExecutionRecord) => void) => void>();
   private readonly listeners = new Set<(record: ExecutionRecord) => void>();
   private readonly log: (line: string) => void;
 
@@ -107,7 +122,7 @@ export class ServeExecutions implements BakeStarter {
     const resumed: string[] = [];
     for (const record of await this.list()) {
       if (record.status !== 'running' || this.running.has(record.name)) continue;
-      const again: ExecutionRecord = { ...record, states: [], restarts: record.restarts + 1 };
+      const again: ExecutionRecord = { ...record, states: [], build: [], restarts: record.restarts + 1 };
       await this.save(again);
       this.launch(again, true);
       resumed.push(record.name);
@@ -130,6 +145,23 @@ export class ServeExecutions implements BakeStarter {
       if (record) records.push(record);
     }
     return records.sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+  }
+
+  /** A step of the image build of execution `name` started, retried or ended. */
+  buildStep(name: string, event: Pick<StepEvent, 'document' | 'phase' | 'step' | 'status' | 'attempt' | 'durationMs' | 'error'>): void {
+    this.updaters.get(name)?.((r) => {
+      r.build ??= [];
+      const current = [...r.build].reverse().find((b) => b.document === event.document && b.phase === event.phase && b.step === event.step);
+      const fields = {
+        status: event.status === 'started' ? 'running' : event.status,
+        attempt: event.attempt,
+        durationMs: event.durationMs ?? null,
+        error: event.error ?? null,
+      } as const;
+      // A retried step starts again in its own row's place; a step seen again after it ended (a second build document) gets a row of its own.
+      if (current && (event.status !== 'started' || current.status === 'retrying')) Object.assign(current, fields);
+      else r.build.push({ document: event.document, phase: event.phase, step: event.step, ...fields });
+    });
   }
 
   /** Called with the record after every change (the dashboard's live updates). */
@@ -155,6 +187,7 @@ export class ServeExecutions implements BakeStarter {
       change(record);
       chain = chain.then(() => this.save(record)).catch((error: unknown) => this.log(`serve: saving ${record.name}: ${String(error)}`));
     };
+    this.updaters.set(record.name, update);
     const onStep = (step: ExecutionStep) =>
       update((r) => {
         const at = new Date(step.at).toISOString();
@@ -194,7 +227,10 @@ export class ServeExecutions implements BakeStarter {
         this.log(`serve: execution ${record.name} stopped: ${(error as Error).message}`);
       })
       .then(() => chain)
-      .finally(() => this.running.delete(record.name));
+      .finally(() => {
+        this.running.delete(record.name);
+        this.updaters.delete(record.name);
+      });
     this.running.set(record.name, work);
   }
 }

@@ -11,6 +11,7 @@ import { type StartOutcome, startS3Bake } from '../cores/trigger.ts';
 import { INTERACTIONS_PATH, slackInteractionsListener } from '../local/callback-server.ts';
 import { readExecution } from '../local/journal.ts';
 import { type RunBakeOptions, resumeExecution, runBake, runScheduledBake } from '../local/runner.ts';
+import type { StepEvent } from '../recipes/toe.ts';
 import { type ObjectCreatedEvent, type S3Server, startS3Server } from '../s3local/server.ts';
 import { BucketStore } from '../s3local/store.ts';
 import type { BakeRequest } from '../state.ts';
@@ -148,6 +149,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     },
   });
 
+  // The build's steps, live on the dashboard, where the backend's image builder tells them (the local one does).
+  const builder = deps.imageBuilder as { onBuildStep?: (listener: (bakeId: string | null, event: StepEvent) => void) => () => void };
+  const stopBuildSteps = builder.onBuildStep?.((bakeId, event) => {
+    if (bakeId) executions.buildStep(bakeId, event);
+  });
+
   const onObjectCreated = async (event: ObjectCreatedEvent): Promise<void> => {
     // The same schema the startBake Lambda parses its EventBridge event with.
     const parsed = ObjectCreatedEventSchema.parse(event);
@@ -228,6 +235,7 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     deliver: onObjectCreated,
     resumed,
     close: async () => {
+      stopBuildSteps?.();
       await scheduler.stop();
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());

@@ -18,6 +18,7 @@ import type { ApprovalRecord } from '../../src/ports/approval.ts';
 import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
 import type { ImageBuilder, ImageBuildStart } from '../../src/ports/image-build.ts';
 import type { AliasInfo } from '../../src/ports/lambda.ts';
+import type { StepEvent } from '../../src/recipes/toe.ts';
 import type { BakeRequest, BuiltImage } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
 
@@ -65,8 +66,31 @@ export class FakeImageBuilder implements ImageBuilder {
     this.failure = failure;
   }
 
+  private readonly stepListeners = new Set<(bakeId: string | null, event: StepEvent) => void>();
+
+  /** As LocalImageBuilder's: one build step per component document, started then succeeded. */
+  onBuildStep(listener: (bakeId: string | null, event: StepEvent) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
+  }
+
   async start(request: ImageBuildStart): Promise<{ buildId: string }> {
     this.started.push(request);
+    for (const doc of request.recipe.documents) {
+      for (const status of ['started', 'succeeded'] as const) {
+        const event: StepEvent = {
+          document: doc.path,
+          phase: 'build',
+          step: 'FakeStep',
+          action: 'ExecuteBash',
+          status,
+          attempt: 1,
+          maxAttempts: 1,
+          ...(status === 'succeeded' ? { durationMs: 1200 } : {}),
+        };
+        for (const listener of this.stepListeners) listener(request.bakeId, event);
+      }
+    }
     if (this.failure) {
       await this.callbacks.fail(request.taskToken, this.failure.error, this.failure.cause);
     } else {

@@ -112,6 +112,21 @@ describe('bakery serve: the dashboard', () => {
     await serve.executions.settled();
   });
 
+  it("shows each execution's image build steps as the builder reports them, with their status and duration", async () => {
+    // Act
+    const approval = await uploadAndWait();
+    const cookie = await session();
+    const live = await (await fetch(`${origin}/live`, { headers: { cookie } })).text();
+    const record = await serve.executions.get(approval.bakeId);
+
+    // Assess
+    expect(record?.build?.map((b) => `${b.document} ${b.phase} ${b.step} ${b.status} ${b.durationMs}`)).toEqual([
+      'components/node22-runtime.yml build FakeStep succeeded 1200',
+    ]);
+    const table = /<table class="build-steps">.*?<\/table>/s.exec(live)?.[0] ?? '';
+    expect(table).toContain('<td>FakeStep</td><td>succeeded</td><td>1.2 s</td>');
+  });
+
   it('takes a signed Slack click on the same port, through the decide-once core', async () => {
     const approval = await uploadAndWait();
     const payload = JSON.stringify({

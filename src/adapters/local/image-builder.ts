@@ -72,6 +72,8 @@ export interface BuildPaths {
 
 /** What a local build needs: the bake key decides the cache entry, the recipe what runs. */
 export interface LocalBuildRequest {
+  /** The bake the build is for, named to build-step listeners ({@link LocalImageBuilder.onBuildStep}). */
+  bakeId?: string;
   bakeKey: string;
   rebuild: boolean;
   recipe: ResolvedRecipe;
@@ -141,6 +143,14 @@ export class LocalImageBuilder implements ImageBuilder {
     this.callbacks = options.callbacks;
     this.projectRoot = options.projectRoot;
     this.onStep = options.onStep ?? (() => {});
+  }
+
+  private readonly stepListeners = new Set<(bakeId: string | null, event: StepEvent) => void>();
+
+  /** Hear every build step as it runs, with the bake it is for (the dashboard of `bakery serve`). */
+  onBuildStep(listener: (bakeId: string | null, event: StepEvent) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
   }
 
   async start(request: ImageBuildStart): Promise<{ buildId: string }> {
@@ -255,6 +265,7 @@ export class LocalImageBuilder implements ImageBuilder {
             else if (event.status === 'retrying')
               log.push(`== ${event.document} › ${event.phase} › ${event.step}: attempt ${event.attempt}\n`);
             this.onStep(event);
+            for (const listener of this.stepListeners) listener(request.bakeId ?? null, event);
           },
         });
         steps.push(...run.steps.map((s) => ({ document: doc.path, ...s })));

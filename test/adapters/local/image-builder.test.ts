@@ -117,6 +117,28 @@ describe('LocalImageBuilder', () => {
     expect((await readdir(paths.dir)).sort()).toEqual(['build-record.json', 'build.log', 'image.json', 'layer']);
   });
 
+  it('tells build-step listeners each step as it runs, with the bake it is for', async () => {
+    // Prepare
+    const req = await request();
+    const heard: Array<[string | null, string, string]> = [];
+    const stop = builder.onBuildStep((bakeId, event) => heard.push([bakeId, `${event.phase} › ${event.step}`, event.status]));
+
+    // Act
+    await builder.build({ ...req, bakeId: 'bake-steps' });
+    stop();
+    await builder.build({ ...req, bakeId: 'bake-after', rebuild: true });
+
+    // Assess
+    expect(heard.length).toBeGreaterThan(2);
+    expect(new Set(heard.map(([bakeId]) => bakeId))).toEqual(new Set(['bake-steps']));
+    // The first build's steps, exactly as the builder's own progress saw them; none of the second's.
+    expect(heard.map(([, step, status]) => `${step} ${status}`)).toEqual(
+      events.slice(0, heard.length).map((e) => `${e.phase} › ${e.step} ${e.status}`),
+    );
+    expect(events.length).toBe(2 * heard.length);
+    expect(heard.map(([, , status]) => status)).toContain('succeeded');
+  });
+
   it('reuses the build with the same key as a cache hit, without running a step', async () => {
     const req = await request();
     const first = await builder.build(req);
