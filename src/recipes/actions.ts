@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -44,6 +44,14 @@ export interface ActionContext {
   signal: AbortSignal;
   /** The step's timeout in milliseconds (undefined: none). */
   timeoutMs: number | undefined;
+  /**
+   * The build's root (the local staging directory, standing in for the build instance):
+   * when set, the file actions write only inside it (absolute paths are mapped into it,
+   * relative ones that climb out are refused) and read only from it or `readable`.
+   */
+  root?: string | undefined;
+  /** Besides the root, where sources may be read from: the recipe's directory and its declared sources. */
+  readable?: readonly string[] | undefined;
 }
 
 export interface ActionResult {
@@ -84,8 +92,71 @@ const entries = <T extends z.ZodRawShape>(shape: T) => z.array(z.object(shape).s
 
 const isFolderPath = (p: string) => p.endsWith('/');
 
-function resolvePath(context: ActionContext, p: string): string {
-  return path.resolve(context.cwd, p);
+const within = (dir: string, p: string) => p === dir || p.startsWith(dir.endsWith(path.sep) ? dir : `${dir}${path.sep}`);
+
+/** `p` with symlinks resolved as far as it exists (the rest appended), so a link cannot lead out. */
+async function realish(p: string): Promise<string> {
+  const rest: string[] = [];
+  let at = p;
+  for (;;) {
+    try {
+      return path.join(await realpath(at), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(at);
+      if (parent === at) return p;
+      rest.push(path.basename(at));
+      at = parent;
+    }
+  }
+}
+
+/**
+ * Where a step may write `p`. Unconfined (no root): against the working directory.
+ * Confined: an absolute path is the build instance's, so it lands under the root
+ * (`/tmp/x` → `<root>/tmp/x`) unless it already names a place in the root; a relative
+ * path that climbs out, or a path that leads out through a symlink, is refused.
+ */
+async function resolvePath(context: ActionContext, p: string): Promise<string> {
+  const resolved = path.resolve(context.cwd, p);
+  const root = context.root;
+  if (root === undefined) return resolved;
+  const realRoot = await realish(root);
+  let target = resolved;
+  if (!within(root, resolved) && !within(realRoot, resolved)) {
+    if (!path.isAbsolute(p)) {
+      throw new ActionInputError(`${p} resolves to ${resolved}, outside the build's root ${root}: name a path inside the build`);
+    }
+    target = path.join(root, resolved);
+  }
+  const real = await realish(target);
+  if (!within(realRoot, real)) throw new ActionInputError(`${p} leads to ${real} through a symlink, outside the build's root ${root}`);
+  return target;
+}
+
+/**
+ * Where a step may read (or, with `move`, take away) a source `p`. Confined: inside the
+ * root; for reading, also the recipe's directory and its declared sources; an absolute
+ * path elsewhere is the build instance's (under the root) when an earlier step put it
+ * there, and refused otherwise: bakery does not copy host files into a layer unasked.
+ */
+async function resolveSource(context: ActionContext, p: string, move: boolean): Promise<string> {
+  const resolved = path.resolve(context.cwd, p);
+  const root = context.root;
+  if (root === undefined) return resolved;
+  const real = await realish(resolved);
+  if (within(await realish(root), real)) return resolved;
+  if (!move) {
+    for (const dir of context.readable ?? []) if (within(await realish(dir), real)) return resolved;
+  }
+  if (path.isAbsolute(p) && !within(root, resolved)) {
+    const mapped = path.join(root, resolved);
+    if ((await statOrUndefined(path.dirname(mapped))) && within(await realish(root), await realish(mapped))) return mapped;
+  }
+  throw new ActionInputError(
+    `source ${p} (${real}) is outside the build's root ${root}${move ? '' : ", the recipe's directory and the recipe's sources"}: ${
+      move ? 'only files of the build can be moved' : "declare it in the recipe's sources (sources.local), or fetch it with WebDownload"
+    }`,
+  );
 }
 
 async function statOrUndefined(p: string) {
@@ -167,8 +238,10 @@ async function placeFiles(
   verb: string,
   place: (from: string, to: string) => Promise<void>,
 ): Promise<string[]> {
-  const source = resolvePath(context, entry.source);
-  const sources = await expandSource(source);
+  const move = verb === 'moved';
+  const source = await resolveSource(context, entry.source, move);
+  // Each match is checked again: one may be a link out of where the pattern's folder is.
+  const sources = await Promise.all((await expandSource(source)).map((s) => resolveSource(context, s, move)));
   const intoFolder = isFolderPath(entry.destination);
   if (sources.length > 1 && !intoFolder) {
     throw new ActionInputError(`${entry.source} matches several files: the destination must be a folder (end it with /)`);
@@ -180,8 +253,8 @@ async function placeFiles(
     if (!info) throw new ActionFailure(`source ${from} does not exist`);
     if (!info.isFile()) throw new ActionFailure(`source ${from} is not a file`);
     const to = intoFolder
-      ? path.join(resolvePath(context, entry.destination), path.basename(from))
-      : resolvePath(context, entry.destination);
+      ? path.join(await resolvePath(context, entry.destination), path.basename(from))
+      : await resolvePath(context, entry.destination);
     const existing = await statOrUndefined(to);
     if (existing?.isDirectory()) throw new ActionFailure(`destination ${to} is a folder; end the destination with / to ${verb} into it`);
     if (existing && !overwrite) throw new ActionFailure(`destination ${to} exists and overwrite is false`);
@@ -267,7 +340,7 @@ const createFile = defineAction({
   async run(inputs, context) {
     const lines: string[] = [];
     for (const entry of inputs) {
-      const target = resolvePath(context, entry.path);
+      const target = await resolvePath(context, entry.path);
       const bytes = encode(entry.content ?? '', entry.encoding ?? 'utf8');
       const mode = entry.permissions === undefined ? undefined : parseMode(entry.permissions);
       const existing = await statOrUndefined(target);
@@ -295,7 +368,7 @@ const createFolder = defineAction({
   async run(inputs, context) {
     const lines: string[] = [];
     for (const entry of inputs) {
-      const target = resolvePath(context, entry.path);
+      const target = await resolvePath(context, entry.path);
       const mode = entry.permissions === undefined ? undefined : parseMode(entry.permissions);
       const existing = await statOrUndefined(target);
       if (existing && !existing.isDirectory()) throw new ActionFailure(`${target} exists and is not a folder`);
@@ -350,7 +423,7 @@ const setFilePermissions = defineAction({
   async run(inputs, context) {
     const lines: string[] = [];
     for (const entry of inputs) {
-      const target = resolvePath(context, entry.path);
+      const target = await resolvePath(context, entry.path);
       const mode = parseMode(entry.permissions);
       const info = await statOrUndefined(target);
       if (!info) throw new ActionFailure(`${target} does not exist`);
@@ -392,7 +465,8 @@ async function fetchInto(source: string, temp: string, context: ActionContext): 
   if (/^file:\/\//i.test(source)) file = fileURLToPath(source);
   else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     throw new ActionInputError(`WebDownload source ${source}: only http(s) URLs, file:// URLs and local paths are supported`);
-  } else file = resolvePath(context, source);
+  } else file = source;
+  file = await resolveSource(context, file, false);
   const info = await statOrUndefined(file);
   if (!info?.isFile()) throw new ActionFailure(`source ${source} is not a file`);
   await copyFile(file, temp);
@@ -437,8 +511,8 @@ const webDownload = defineAction({
       }
       const expected = entry.checksum?.trim().toLowerCase();
       const target = isFolderPath(entry.destination)
-        ? path.join(resolvePath(context, entry.destination), downloadName(entry.source))
-        : resolvePath(context, entry.destination);
+        ? path.join(await resolvePath(context, entry.destination), downloadName(entry.source))
+        : await resolvePath(context, entry.destination);
       const existing = await statOrUndefined(target);
       if (existing?.isDirectory()) throw new ActionFailure(`destination ${target} is a folder; end it with / to download into it`);
       if (existing && entry.overwrite === false) throw new ActionFailure(`destination ${target} exists and overwrite is false`);

@@ -116,6 +116,10 @@ export interface RunOptions {
   cwd?: string;
   /** How the document is named in events and errors (default: the file path). */
   label?: string;
+  /** The build's root: file actions stay inside it (see ActionContext.root). Unset: unconfined. */
+  root?: string;
+  /** Where sources may be read from besides the root (the recipe's directory and declared sources). */
+  readable?: readonly string[];
 }
 
 /** Unsupported AWSTOE step fields: refused by name rather than silently ignored. */
@@ -367,7 +371,14 @@ async function attemptStep(step: ToeStep, inputs: unknown, options: RunOptions):
   }
   const controller = new AbortController();
   const timeoutMs = step.timeoutSeconds === -1 ? undefined : step.timeoutSeconds * 1000;
-  const context = { cwd: options.cwd ?? process.cwd(), env: options.env ?? process.env, signal: controller.signal, timeoutMs };
+  const context = {
+    cwd: options.cwd ?? process.cwd(),
+    env: options.env ?? process.env,
+    signal: controller.signal,
+    timeoutMs,
+    root: options.root,
+    readable: options.readable,
+  };
   const settled = module.run(parsed.data, context).then(
     (result) => ({ result }),
     (error: unknown) => ({ error }),

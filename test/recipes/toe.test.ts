@@ -652,4 +652,127 @@ phases:
       });
     });
   });
+
+  describe("confined to the build's root (the staging directory stands for the build instance)", () => {
+    let root: string;
+    let work: string;
+    let recipe: string;
+    let declared: string;
+    const hostTmpName = `bakery-confine-${process.pid}-${Date.now()}`;
+
+    beforeEach(async () => {
+      root = path.join(dir, 'staging');
+      work = path.join(root, 'work');
+      recipe = path.join(dir, 'recipe');
+      declared = path.join(dir, 'declared.bin');
+      await mkdir(work, { recursive: true });
+      await mkdir(recipe);
+      await writeFile(path.join(recipe, 'file.txt'), 'from the recipe\n');
+      await writeFile(declared, 'declared source\n');
+      await writeFile(path.join(dir, 'undeclared.txt'), 'host file\n');
+    });
+
+    afterEach(async () => {
+      await rm(path.join(os.tmpdir(), hostTmpName), { recursive: true, force: true });
+    });
+
+    const confined = (file: string) => runDocument(file, {}, { cwd: work, root, readable: [recipe, declared] });
+    const step = (action: string, inputs: string) => `      - name: Step\n        action: ${action}\n        inputs: ${inputs}\n`;
+
+    it('maps absolute write paths into the root: CreateFile, CreateFolder, CopyFile/MoveFile destinations, WebDownload', async () => {
+      const hostTmp = path.join(os.tmpdir(), hostTmpName);
+      const file = await steps(
+        'absolute.yml',
+        [
+          step('CreateFolder', `[{ path: '${hostTmp}/folder/' }]`),
+          step('CreateFile', `[{ path: '${hostTmp}/made.txt', content: 'x' }]`).replace('Step', 'Create'),
+          step('CopyFile', `[{ source: '${recipe}/file.txt', destination: '${hostTmp}/copied.txt' }]`).replace('Step', 'Copy'),
+          step('MoveFile', `[{ source: '${hostTmp}/copied.txt', destination: '/usr/local/bin/moved.txt' }]`).replace('Step', 'Move'),
+          step('WebDownload', `[{ source: '${declared}', destination: '${hostTmp}/dl/' }]`).replace('Step', 'Download'),
+          step('SetFilePermissions', `[{ path: '/usr/local/bin/moved.txt', permissions: '0600' }]`).replace('Step', 'Chmod'),
+        ].join(''),
+      );
+      await confined(file);
+      await expect(stat(hostTmp)).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(stat('/usr/local/bin/moved.txt')).rejects.toMatchObject({ code: 'ENOENT' });
+      const inRoot = path.join(root, hostTmp);
+      expect((await readdir(inRoot)).sort()).toEqual(['dl', 'folder', 'made.txt']);
+      expect(await readFile(path.join(root, 'usr/local/bin/moved.txt'), 'utf8')).toBe('from the recipe\n');
+      expect(await mode(path.join(root, 'usr/local/bin/moved.txt'))).toBe('600');
+      expect(await readFile(path.join(inRoot, 'dl', 'declared.bin'), 'utf8')).toBe('declared source\n');
+    });
+
+    it('refuses relative paths that climb out of the root, for each writing action', async () => {
+      const cases = [
+        step('CreateFile', `[{ path: '../../x', content: 'x' }]`),
+        step('CreateFolder', `[{ path: '../../folder/' }]`),
+        step('CopyFile', `[{ source: '${recipe}/file.txt', destination: '../../copied.txt' }]`),
+        step('SetFilePermissions', `[{ path: '../../undeclared.txt', permissions: '0777' }]`),
+        step('WebDownload', `[{ source: '${declared}', destination: '../../dl.bin' }]`),
+      ];
+      for (const [i, body] of cases.entries()) {
+        const error = await failure(confined(await steps(`climb-${i}.yml`, body)));
+        expect(error).toBeInstanceOf(RecipeError);
+        expect(error.message).toContain(`outside the build's root ${root}`);
+      }
+      expect((await readdir(dir)).sort()).toEqual(
+        [
+          'climb-0.yml',
+          'climb-1.yml',
+          'climb-2.yml',
+          'climb-3.yml',
+          'climb-4.yml',
+          'declared.bin',
+          'recipe',
+          'staging',
+          'undeclared.txt',
+        ].sort(),
+      );
+      expect(await mode(path.join(dir, 'undeclared.txt'))).toBe('644');
+    });
+
+    it('refuses host files as sources unless the recipe declares them: CopyFile /etc/passwd, a wildcard, WebDownload, MoveFile', async () => {
+      const cases: Array<[string, string]> = [
+        [step('CopyFile', `[{ source: '/etc/passwd', destination: 'passwd' }]`), 'source /etc/passwd'],
+        [step('CopyFile', `[{ source: '${dir}/undeclared.*', destination: 'out/' }]`), `source ${dir}/undeclared.*`],
+        [step('WebDownload', `[{ source: 'file://${dir}/undeclared.txt', destination: 'dl.txt' }]`), `source ${dir}/undeclared.txt`],
+        // Moving would take the file away from the recipe: only the build's own files move.
+        [step('MoveFile', `[{ source: '${recipe}/file.txt', destination: 'moved.txt' }]`), 'only files of the build can be moved'],
+      ];
+      for (const [i, [body, expected]] of cases.entries()) {
+        const error = await failure(confined(await steps(`source-${i}.yml`, body)));
+        expect(error).toBeInstanceOf(RecipeError);
+        expect(error.message).toContain(expected);
+      }
+      expect(await readdir(work)).toEqual([]);
+      expect(await readFile(path.join(recipe, 'file.txt'), 'utf8')).toBe('from the recipe\n');
+      // A declared source and the recipe's own files are fine.
+      await confined(
+        await steps(
+          'declared.yml',
+          step('CopyFile', `[{ source: '${declared}', destination: 'a.bin' }, { source: '${recipe}/file.txt', destination: 'b.txt' }]`),
+        ),
+      );
+      expect((await readdir(work)).sort()).toEqual(['a.bin', 'b.txt']);
+    });
+
+    it('refuses a path that leads out of the root through a symlink a step made', async () => {
+      const out = path.join(dir, 'outside');
+      await mkdir(out);
+      const file = await steps(
+        'link.yml',
+        step('ExecuteBash', `{ commands: ['ln -s ${out} escape'] }`) +
+          step('CreateFile', `[{ path: 'escape/evil.txt', content: 'x' }]`).replace('Step', 'Write'),
+      );
+      const error = await failure(confined(file));
+      expect(error.message).toContain(`leads to ${out}/evil.txt through a symlink, outside the build's root`);
+      expect(await readdir(out)).toEqual([]);
+    });
+
+    it('leaves a document run without a root as it was (unconfined, the working directory only)', async () => {
+      const target = path.join(dir, 'plain.txt');
+      await runDocument(await steps('plain.yml', step('CreateFile', `[{ path: '${target}', content: 'x' }]`)), {});
+      expect(await readFile(target, 'utf8')).toBe('x');
+    });
+  });
 });

@@ -259,6 +259,10 @@ export class LocalImageBuilder implements ImageBuilder {
         const file = path.join(recipeDir, doc.path);
         const run = await runDocument(file, parameters, {
           cwd: workDir,
+          // The staging directory stands for the build instance: file actions stay in it,
+          // and read only it, the recipe and the sources the recipe declares.
+          root: staging,
+          readable: [recipeDir, ...Object.values(sources)],
           label: path.relative(this.projectRoot, file) || file,
           onStep: (event) => {
             if (event.status !== 'started' && event.status !== 'retrying') log.push(logBlock(event));
