@@ -331,9 +331,30 @@ Exit codes:
     },
   });
 
-  const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }) => {
-    const record = await decideApproval({ ref, outcome, by: opts.by, reason: opts.reason }, await backendDeps());
-    const decided = `${outcome} by ${opts.by}${opts.reason ? ` (${opts.reason})` : ''}`;
+  /**
+   * Who decides: in AWS the caller's ARN as STS verifies it (so `approval.approvers` may name IAM
+   * users, roles or assumed-role sessions, and nobody can approve as someone else by typing a
+   * name); locally the `--by` name, recorded as self-asserted.
+   */
+  const decider = async (opts: { by: string }, command: Command): Promise<{ by: string; identity: 'aws-sts' | 'self-asserted' }> => {
+    if (program.opts<{ backend: string }>().backend !== 'aws') return { by: opts.by, identity: 'self-asserted' };
+    await checkAwsBackend(io.env);
+    // Loaded on use, as the AWS composition is: the local CLI never loads the AWS SDK.
+    const { StsCallerIdentity } = await import('../adapters/aws/identity.ts');
+    const arn = await new StsCallerIdentity().arn();
+    if (command.getOptionValueSource('by') === 'cli' && opts.by !== arn) {
+      throw new InputError(`--by ${opts.by} is not taken with --backend aws: the decision is recorded as your AWS identity, ${arn}`, {
+        hint: 'Leave out --by, or decide with the credentials of the approver (AWS_PROFILE).',
+      });
+    }
+    return { by: arn, identity: 'aws-sts' };
+  };
+
+  const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }, command: Command) => {
+    const { by, identity } = await decider(opts, command);
+    const record = await decideApproval({ ref, outcome, by, reason: opts.reason, identity }, await backendDeps());
+    // The record says how `by` is known; the line says so only for a verified identity.
+    const decided = `${outcome} by ${by}${identity === 'aws-sts' ? ' (verified by AWS STS)' : ''}${opts.reason ? ` (${opts.reason})` : ''}`;
     // A local bake whose process is gone waits on nothing: the decision only counts once it is resumed.
     const execution = program.opts<{ backend: string }>().backend === 'local' ? await localExecution(record.bakeId) : undefined;
     if (execution?.status === 'interrupted') {
@@ -357,7 +378,12 @@ Exit codes:
     .command('approve')
     .description('approve the pending approval of a bake (decided once; a second decision is refused)')
     .argument('<bakeId>', 'the bake id (or approval id) to approve')
-    .addOption(new Option('--by <name>', 'who approves').default(whoami(io.env), 'your user name'))
+    .addOption(
+      new Option('--by <name>', 'who approves (local backend; with --backend aws your verified AWS identity)').default(
+        whoami(io.env),
+        'your user name',
+      ),
+    )
     .action(decide('approved'));
 
   program
@@ -365,7 +391,12 @@ Exit codes:
     .description('reject the pending approval of a bake; nothing is released')
     .argument('<bakeId>', 'the bake id (or approval id) to reject')
     .option('--reason <text>', 'why, recorded in the ledger')
-    .addOption(new Option('--by <name>', 'who rejects').default(whoami(io.env), 'your user name'))
+    .addOption(
+      new Option('--by <name>', 'who rejects (local backend; with --backend aws your verified AWS identity)').default(
+        whoami(io.env),
+        'your user name',
+      ),
+    )
     .action(decide('rejected'));
 
   addReleaseCommands(program, {

@@ -144,6 +144,27 @@ export interface DecideInput {
   outcome: 'approved' | 'rejected';
   by: string;
   reason?: string | undefined;
+  /** How `by` is known (see ApprovalDecision.identity); recorded with the decision. */
+  identity?: ApprovalDecision['identity'];
+}
+
+const ROLE_ARN = /^arn:(aws[\w-]*):iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]+)$/;
+const ASSUMED_ROLE_ARN = /^arn:(aws[\w-]*):sts::(\d{12}):assumed-role\/([\w+=,.@-]+)(?:\/([\w+=,.@-]+))?$/;
+
+/**
+ * Whether `approver`, an entry of `approval.approvers`, names `by`: the same Slack member id or
+ * ARN; or, for an IAM role (`arn:aws:iam::123456789012:role/path/Name`) or an assumed role
+ * without a session (`arn:aws:sts::123456789012:assumed-role/Name`), any session of that role
+ * (`arn:aws:sts::123456789012:assumed-role/Name/ana`). Role names are unique in an account
+ * whatever their path, and session ARNs carry no path.
+ */
+export function approverMatches(approver: string, by: string): boolean {
+  if (approver === by) return true;
+  const session = ASSUMED_ROLE_ARN.exec(by);
+  if (!session?.[4]) return false;
+  const role = ROLE_ARN.exec(approver) ?? ASSUMED_ROLE_ARN.exec(approver);
+  if (!role || role[4]) return false;
+  return role[1] === session[1] && role[2] === session[2] && role[3] === session[3];
 }
 
 /**
@@ -167,7 +188,7 @@ export async function decideApproval(
       `approval ${record.id} (bake ${record.bakeId}) was already ${record.decision.outcome} by ${record.decision.by} at ${record.decision.at}`,
     );
   }
-  if (record.approvers.length > 0 && !record.approvers.includes(input.by)) {
+  if (record.approvers.length > 0 && !record.approvers.some((approver) => approverMatches(approver, input.by))) {
     throw new NotAnApproverError(`${input.by} may not decide bake ${record.bakeId}`, {
       hint: `Allowed approvers: ${record.approvers.join(', ')}.`,
     });
@@ -176,7 +197,13 @@ export async function decideApproval(
   if (now.getTime() > Date.parse(record.expiresAt)) {
     throw new ApprovalExpiredError(`approval ${record.id} for bake ${record.bakeId} expired at ${record.expiresAt}`);
   }
-  const decision: ApprovalDecision = { outcome: input.outcome, by: input.by, at: now.toISOString(), reason: input.reason ?? null };
+  const decision: ApprovalDecision = {
+    outcome: input.outcome,
+    by: input.by,
+    at: now.toISOString(),
+    reason: input.reason ?? null,
+    ...(input.identity ? { identity: input.identity } : {}),
+  };
   // The token as the conditional write left it: a retried request may have replaced it since the read above.
   const decided = await deps.approvals.decide(record.id, decision);
   try {

@@ -6,6 +6,12 @@ export interface ApprovalDecision {
   by: string;
   at: string;
   reason: string | null;
+  /**
+   * How `by` is known, for decisions from the CLI: `aws-sts`, the caller's ARN as STS verified it
+   * (`--backend aws`); `self-asserted`, the name given with `--by` (local backend). Absent for a
+   * Slack click (a member id, authenticated by the request signature) and for expiry.
+   */
+  identity?: 'aws-sts' | 'self-asserted';
 }
 
 export interface ApprovalRecord {

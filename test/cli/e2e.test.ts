@@ -139,6 +139,14 @@ describe('bakery CLI, end to end on the example', () => {
       const bakeId = await pendingBakeWait(home);
       const approve = await bakery(['approve', bakeId, '--by', 'alice'], home);
       expect(approve.code).toBe(0);
+      // Locally the name given is recorded as it is: self-asserted, not verified.
+      const approvals = path.join(home, 'approvals');
+      const decisions = await Promise.all(
+        (await readdir(approvals)).filter((f) => f.endsWith('.decision.json')).map((f) => readFile(path.join(approvals, f), 'utf8')),
+      );
+      expect(decisions.map((d) => JSON.parse(d) as { by: string; identity?: string }).find((d) => d.by === 'alice')).toMatchObject({
+        identity: 'self-asserted',
+      });
       const result = await bake.done;
       expect(result.code).toBe(0);
       expect(result.stdout).toContain('approved by alice');

@@ -1,0 +1,23 @@
+import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { BakeryError } from '../../errors.ts';
+import { stsClient } from './clients.ts';
+import { callAws } from './errors.ts';
+
+/**
+ * The caller's identity as AWS verified it: the ARN of the credentials the SDK signs with
+ * (`arn:aws:iam::…:user/ana`, or `arn:aws:sts::…:assumed-role/<role>/<session>` for a role).
+ * What `bakery approve --backend aws` records as the approver.
+ */
+export class StsCallerIdentity {
+  private readonly client: STSClient;
+
+  constructor(options: { client?: STSClient } = {}) {
+    this.client = options.client ?? stsClient;
+  }
+
+  async arn(): Promise<string> {
+    const out = await callAws('GetCallerIdentity', () => this.client.send(new GetCallerIdentityCommand({})));
+    if (!out.Arn) throw new BakeryError('GetCallerIdentity returned no ARN');
+    return out.Arn;
+  }
+}
