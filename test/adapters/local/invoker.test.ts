@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, copyFile, link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -55,7 +55,10 @@ describe('LocalInvoker', () => {
     await home.ensure();
     const layers = new LocalLayerRegistry(home);
     functions = new LocalFunctionRegistry(home);
-    invoker = new LocalInvoker(functions, layers);
+    // The layer's bin/node is the pinned Node.js 22 binary itself (the host's `node` is 20),
+    // lent read-only at /opt/bin/node rather than zipped into the layer (120 MB); a wrapper
+    // calling the host's node would not run inside the private root, which is the point.
+    invoker = new LocalInvoker(functions, layers, { hostFiles: { '/opt/bin/node': NODE22 } });
 
     // A layer like the node22 recipe's, with bin/node standing in for the pinned binary.
     const tree = path.join(root, 'layer');
@@ -64,9 +67,6 @@ describe('LocalInvoker', () => {
     await copyFile(path.join(PROJECT_ROOT, 'layers/node22/runtime/bootstrap'), path.join(tree, 'bootstrap'));
     await chmod(path.join(tree, 'bootstrap'), 0o755);
     await copyFile(path.join(PROJECT_ROOT, 'layers/node22/runtime/index.mjs'), path.join(tree, 'runtime', 'index.mjs'));
-    // The pinned Node.js 22 binary itself (the host's `node` is 20): a wrapper calling the
-    // host's would not run inside the private root, which is the point.
-    await link(NODE22, path.join(tree, 'bin', 'node')).catch(() => copyFile(NODE22, path.join(tree, 'bin', 'node')));
     const layerZip = await zipTree(tree, path.join(root, 'layer.zip'));
     const layer = await layers.publish({
       name: 'rt',
