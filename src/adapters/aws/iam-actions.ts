@@ -209,6 +209,12 @@ const SFN: Record<string, Mapper> = {
 
 // ---------------------------------------------------------------- Image Builder and EC2
 
+/**
+ * GetImage takes the `image` resource type, `image/<name>/<version>/<build>`; a parent image
+ * named by version only (`.../x.x.x`, `.../2025.6.0`) stands for its builds.
+ */
+const imageBuildVersion = (arn: string) => (/:image\/[^/]+\/[^/]+$/.test(arn) ? `${arn}/1` : arn);
+
 /** Tags given at creation are authorised as imagebuilder:TagResource on the new resource. */
 const tagging = (i: Input, resource: string): IamRequest[] =>
   i.tags && Object.keys(i.tags as Input).length ? [{ action: 'imagebuilder:TagResource', resource }] : [];
@@ -224,7 +230,7 @@ const IMAGEBUILDER: Record<string, Mapper> = {
     return [
       { action: 'imagebuilder:CreateImageRecipe', resource: recipe },
       ...list(i.components).map((c) => ({ action: 'imagebuilder:GetComponent', resource: str((c as Input).componentArn, 'componentArn') })),
-      ...(parent.startsWith('arn:') ? [{ action: 'imagebuilder:GetImage', resource: parent }] : []),
+      ...(parent.startsWith('arn:') ? [{ action: 'imagebuilder:GetImage', resource: imageBuildVersion(parent) }] : []),
       ...tagging(i, recipe),
     ];
   },
