@@ -35,10 +35,9 @@ describe('bakery serve survives a restart', () => {
     await ws?.cleanup();
   });
 
-  it('a bake waiting for approval when serve is killed keeps waiting in the next serve, and approving it there releases it once', async () => {
-    // Prepare: serve in a child process, and an upload that bakes up to the approval.
-    ws = await makeWorkspace();
-    const proc = spawn(NODE22, [CHILD, ws.dir], { cwd: PROJECT_ROOT });
+  /** serve in a child process (stopping every bake at `pauseAt`, if given), and an upload of the example to it. */
+  async function serveChildWithUpload(workspace: Workspace, pauseAt?: string) {
+    const proc = spawn(NODE22, [CHILD, workspace.dir, ...(pauseAt ? [pauseAt] : [])], { cwd: PROJECT_ROOT });
     child = proc;
     let output = '';
     proc.stdout?.on('data', (chunk: Buffer) => {
@@ -52,8 +51,8 @@ describe('bakery serve survives a restart', () => {
       if (proc.exitCode !== null) throw new Error(`serve ended:\n${output}`);
       return output.includes('ready\n') ? true : undefined;
     }, 'serve to start');
-    const info = JSON.parse(await readFile(ws.home.path('serve.json'), 'utf8')) as ServeInfo;
-    const bundle = await readFile((await zipTree(path.dirname(ws.specFile), path.join(ws.dir, 'bundle.zip'))).file);
+    const info = JSON.parse(await readFile(workspace.home.path('serve.json'), 'utf8')) as ServeInfo;
+    const bundle = await readFile((await zipTree(path.dirname(workspace.specFile), path.join(workspace.dir, 'bundle.zip'))).file);
     const s3 = new S3Client({
       endpoint: info.s3.endpoint,
       forcePathStyle: true,
@@ -61,6 +60,43 @@ describe('bakery serve survives a restart', () => {
       credentials: { accessKeyId: info.s3.accessKeyId, secretAccessKey: info.s3.secretAccessKey },
     });
     await s3.send(new PutObjectCommand({ Bucket: info.s3.bucket, Key: 'bakes/hello.zip', Body: bundle }));
+    return { proc, exited, output: () => output };
+  }
+
+  it('a bake killed with serve in the middle of Validate is resumed by the next serve there, waits for approval, and releases once', async () => {
+    // Prepare
+    ws = await makeWorkspace();
+    const home = ws.home;
+    const { proc, exited, output } = await serveChildWithUpload(ws, 'Validate:entered');
+    await waitFor(() => (output().includes('paused at Validate:entered') ? true : undefined), 'the bake to reach Validate');
+    proc.kill('SIGKILL');
+    await exited;
+    const [interrupted] = await listExecutions(home);
+
+    // Act
+    serve = await startServe({ home, deps: ws.deps, user: 'tester', runOptions: { retryIntervalMs: 0, waitMs: 0 } });
+    const approval = await waitFor(async () => {
+      const [execution] = await listExecutions(home);
+      return execution?.status === 'waiting' ? ws?.deps.approvals.findByBake(execution.bakeId) : undefined;
+    }, 'the resumed bake to wait for approval');
+    await decideApproval({ ref: approval.id, outcome: 'approved', by: 'tester' }, ws.deps);
+    await serve.executions.settled();
+
+    // Assess
+    expect(interrupted).toMatchObject({ status: 'interrupted', state: 'Validate' });
+    expect(serve.resumed).toEqual([interrupted?.bakeId]);
+    const record = await serve.executions.get(interrupted?.bakeId ?? '');
+    expect(record).toMatchObject({ status: 'succeeded', failure: null, restarts: 1 });
+    // Resumed where it was: the states before Validate did not run again.
+    expect(record?.states.map((s) => s.name).slice(0, 2)).toEqual(['Validate', 'RequestApproval']);
+    expect((await ws.deps.functions.listVersions('hello')).map((v) => v.version)).toEqual(['1']);
+    expect((await ws.deps.ledger.list()).filter((e) => e.bakeId === interrupted?.bakeId).map((e) => e.type)).toEqual(['released']);
+  }, 120_000);
+
+  it('a bake waiting for approval when serve is killed keeps waiting in the next serve, and approving it there releases it once', async () => {
+    // Prepare: serve in a child process, and an upload that bakes up to the approval.
+    ws = await makeWorkspace();
+    const { proc, exited } = await serveChildWithUpload(ws);
     const home = ws.home;
     const waiting = await waitFor(
       async () => (await listExecutions(home)).find((e) => e.status === 'waiting'),
