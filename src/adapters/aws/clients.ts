@@ -5,7 +5,6 @@ import { ImagebuilderClient } from '@aws-sdk/client-imagebuilder';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /**
@@ -27,5 +26,3 @@ export const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient(com
   // but a stray undefined must never fail a write that is otherwise correct.
   marshallOptions: { removeUndefinedValues: true },
 });
-/** The CLI's `approve`/`reject` with `--backend aws`: who the caller is (GetCallerIdentity needs no permission). */
-export const stsClient = new STSClient(common);

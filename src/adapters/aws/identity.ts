@@ -1,7 +1,13 @@
-import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { BakeryError } from '../../errors.ts';
-import { stsClient } from './clients.ts';
 import { callAws } from './errors.ts';
+
+/**
+ * Only the CLI asks who it is (`approve`/`reject` with `--backend aws`), so the client lives
+ * here rather than in ./clients.ts, which every Lambda bundle loads. GetCallerIdentity needs
+ * no permission.
+ */
+export const stsClient = new STSClient({ customUserAgent: 'bakery' });
 
 /**
  * The caller's identity as AWS verified it: the ARN of the credentials the SDK signs with
