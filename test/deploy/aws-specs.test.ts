@@ -1,5 +1,8 @@
 /**
  * The packaged stack against AWS's own specifications (#13.1, #13.2):
+ * - every resource against the CloudFormation resource schemas of @aws-cdk/aws-service-spec
+ *   (./cfn-schema.ts): property names, required properties, types, allowed values, and
+ *   the attributes Fn::GetAtt names;
  * - IAM from the calls the code makes: every function's core runs on the real AWS
  *   adapters over a fake account (aws-sdk-client-mock), its success and failure paths;
  *   every command sent is mapped to its IAM requests by src/adapters/aws/iam-actions.ts
@@ -17,6 +20,7 @@ import { logger } from '../../src/lambda.ts';
 import { logicalIdOf } from '../../src/local/asl.ts';
 import { TASKS } from '../../src/tasks.ts';
 import { packageService } from '../helpers/package.ts';
+import { schemaProblems } from './cfn-schema.ts';
 import {
   BUCKET,
   ENV,
@@ -340,5 +344,60 @@ describe('IAM, simulated from the calls the code makes', () => {
     }
     // A resource of a type the action does not take is the simulator's validation error, caught above.
     expect(unknown).toEqual([]);
+  });
+});
+
+describe('the template against the CloudFormation resource schemas', () => {
+  const mutated = (change: (t: Template) => void): Template => {
+    const copy = structuredClone(template);
+    change(copy);
+    return copy;
+  };
+
+  it('validates every resource: property names, required properties, types, allowed values, Fn::GetAtt attributes', () => {
+    expect(Object.keys(template.Resources).length).toBeGreaterThan(50);
+    expect(schemaProblems(template)).toEqual([]);
+  });
+
+  it('fails a copy with a misspelled property, a missing required one, a wrong type or value, an unknown attribute', () => {
+    const bucket = (t: Template) => t.Resources.ArtefactsBucket?.Properties as JsonObject;
+    expect(
+      schemaProblems(
+        mutated((t) => {
+          bucket(t).VersioningConfig = { Status: 'Enabled' };
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/^ArtefactsBucket\.VersioningConfig: no such property/)]);
+    expect(
+      schemaProblems(
+        mutated((t) => {
+          delete (t.Resources.BakeryTable?.Properties as JsonObject).KeySchema;
+        }),
+      ),
+    ).toEqual(['BakeryTable.KeySchema: required, missing']);
+    expect(
+      schemaProblems(
+        mutated((t) => {
+          (t.Resources.BakeryTable?.Properties as JsonObject).PointInTimeRecoverySpecification = { PointInTimeRecoveryEnabled: 'yes' };
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/PointInTimeRecoveryEnabled: expected a boolean/)]);
+    const values = schemaProblems(
+      mutated((t) => {
+        (t.Resources.Node22ImagePipeline?.Properties as JsonObject).Status = 'ON';
+        (t.Resources.BakeStateMachineLogGroup?.Properties as JsonObject).RetentionInDays = 100;
+      }),
+    ).sort();
+    expect(values).toEqual([
+      expect.stringMatching(/^BakeStateMachineLogGroup\.RetentionInDays: 100 is not one of/),
+      expect.stringMatching(/^Node22ImagePipeline\.Status: "ON" is not one of DISABLED, ENABLED/),
+    ]);
+    expect(
+      schemaProblems(
+        mutated((t) => {
+          (t.Resources.ValidateRole?.Properties as JsonObject).Description = { 'Fn::GetAtt': ['BakeryTable', 'Arnn'] };
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/AWS::DynamoDB::Table has no attribute Arnn/)]);
   });
 });
