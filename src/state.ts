@@ -46,7 +46,12 @@ export const BakeRequestSchema = z
     bakeId: z.string().exactOptional(),
     source: BakeSourceSchema,
     trigger: TriggerSchema,
-    options: z.object({ rebuild: z.boolean().exactOptional() }).strict().exactOptional(),
+    /**
+     * `rebuild`: build the image even on a cache hit (and bake even when up to date).
+     * `force`: bake even when up to date (`bakery bake --force`). Only a caller that means
+     * it sets them: the upload trigger never does.
+     */
+    options: z.object({ rebuild: z.boolean().exactOptional(), force: z.boolean().exactOptional() }).strict().exactOptional(),
   })
   .strict();
 export type BakeRequest = z.output<typeof BakeRequestSchema>;
@@ -103,6 +108,11 @@ export const ResolvedFunctionSchema = z.object({
     /** Bytes once extracted (Lambda's 250 MB limit); absent in bakes resolved before it was recorded. */
     unzippedSize: z.number().exactOptional(),
   }),
+  /**
+   * SHA-256 of the function's code tree and configuration (src/cores/uptodate.ts), recorded
+   * in the manifest; absent in bakes resolved before it was.
+   */
+  inputSha256: z.string().exactOptional(),
 });
 export type ResolvedFunction = z.output<typeof ResolvedFunctionSchema>;
 
@@ -128,8 +138,9 @@ export const ResolvedBakeSchema = StagedBakeSchema.extend({
   /** The bake key of `recipe` (src/cores/image.ts). */
   bakeKey: z.string(),
   /**
-   * A scheduled bake whose bake key and function code equal those of the releases live
-   * now: it ends as "up to date", publishing nothing and asking nobody.
+   * A bake (of any trigger, not forced) whose bake key and every function's code and
+   * configuration equal those of the releases live now: it ends as "up to date",
+   * building, publishing, storing and asking nothing.
    */
   upToDate: z.boolean(),
   /** The bakes whose live releases it equals, when up to date (empty otherwise). */

@@ -177,9 +177,10 @@ Exit codes:
     .description('bake a spec on the local backend: build, layer, version, validate, approve, release')
     .argument('<spec>', 'path of the bake spec (JSON)')
     .option('--approve', 'approve as soon as validation passes (CI, the demo)')
-    .option('--rebuild', 'build the runtime even when an earlier build has the same bake key')
+    .option('--rebuild', 'build the runtime even when an earlier build has the same bake key (and bake even when up to date)')
+    .option('--force', 'bake even when the runtime, code and configuration equal what is live (up to date)')
     .addOption(new Option('--approver <name>', 'who approves with --approve').default(whoami(io.env), 'your user name'))
-    .action(async (specArg: string, opts: { approve?: boolean; rebuild?: boolean; approver: string }) => {
+    .action(async (specArg: string, opts: { approve?: boolean; rebuild?: boolean; force?: boolean; approver: string }) => {
       requireLocal('bake');
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
@@ -205,7 +206,7 @@ Exit codes:
           bakeId,
           source: { type: 'file', path: specFile },
           trigger: { type: 'cli', user: whoami(io.env) },
-          options: { rebuild: opts.rebuild ?? false },
+          options: { rebuild: opts.rebuild ?? false, ...(opts.force ? { force: true } : {}) },
         },
         {
           deps: d,

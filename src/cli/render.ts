@@ -22,7 +22,9 @@ export function stateDetail(state: string, output: BakeState): string {
       return [
         `bake ${bake.bakeId}, recipe ${bake.recipe.name}, ${bake.functions.length} function(s)`,
         ...(patched.length ? [`newest patch: ${patched.join(', ')}`] : []),
-        ...(bake.upToDate ? [`up to date: same bake key and code as the live release of ${(bake.upToDateWith ?? []).join(', ')}`] : []),
+        ...(bake.upToDate
+          ? [`up to date: same bake key, code and configuration as the live release of ${(bake.upToDateWith ?? []).join(', ')}`]
+          : []),
       ].join('; ');
     }
     case 'BuildImage':
@@ -156,7 +158,15 @@ export function renderOutcome(outcome: RunOutcome | UpToDateOutcome, bakeId: str
     };
   }
   if (outcome.status === 'upToDate') {
-    return { out: [`bake ${outcome.bakeId} is up to date: nothing was built, published or released`], err: [] };
+    const { functions, upToDateWith } = outcome.output.bake;
+    const names = functions.map((f) => `${f.name}:${f.alias}`);
+    return {
+      out: [
+        `up to date: ${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} already ${upToDateWith.join(', ')} (same runtime, code and configuration)`,
+        `  nothing was built, published, asked or recorded for bake ${outcome.bakeId}; \`bakery bake --force\` bakes anyway`,
+      ],
+      err: [],
+    };
   }
   const { layer, release, record } = outcome.output;
   const out = [`bake ${outcome.bakeId} released`];

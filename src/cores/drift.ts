@@ -7,7 +7,8 @@ import type { ArtefactStore, Ledger, LedgerEntry } from '../ports/storage.ts';
 import type { Clock } from '../ports/system.ts';
 import type { ArtefactRef, Json } from '../state.ts';
 import { sha256File } from '../util/fsx.ts';
-import { type ManifestFunction, manifestKey, type PinManifest } from './record.ts';
+import { manifestKey } from './manifest-keys.ts';
+import type { ManifestFunction, PinManifest } from './record.ts';
 
 /** The manifest the ledger's entry of `bakeId` references, with whether its bytes still hash as recorded. */
 async function ledgerManifest(

@@ -1,10 +1,10 @@
 import type { PatchResolver } from '../ports/patches.ts';
 import type { ArtefactStore, Ledger } from '../ports/storage.ts';
 import type { BakeRequest, PatchChange, ResolvedBake, ResolvedFunction, ResolvedRecipe } from '../state.ts';
-import { expectedAliases } from './drift.ts';
+import { treeSha256 } from '../zip/tree.ts';
 import { bakeKey } from './image.ts';
-import { manifestKey, type PinManifest } from './record.ts';
-import { type ResolveDeps, resolveBake } from './resolve.ts';
+import { inspectBake, type ResolveDeps, resolvedFunctions, stageCode, stagedBake } from './resolve.ts';
+import { functionInputSha256, liveEqualBakes } from './uptodate.ts';
 
 /** `name/1.2.3` → its name and version nodes; undefined when the image has no `name/version` form. */
 function splitImage(image: string): { name: string; nodes: string[] } | undefined {
@@ -81,33 +81,6 @@ export async function applyPatches(
   return { recipe: { ...recipe, parameters, ...(baseImage === undefined ? {} : { baseImage }) }, patched };
 }
 
-/**
- * The bakes whose releases are live for every function of `bake`, when each has the
- * same bake key and the same code as `bake` (compared with the pin manifest of the bake
- * the ledger says each alias is on); null when any function differs or was never released.
- */
-export async function liveEqualBakes(
-  bake: { functions: ResolvedFunction[] },
-  key: string,
-  deps: { ledger: Ledger; artefacts: ArtefactStore },
-): Promise<string[] | null> {
-  const live = expectedAliases(await deps.ledger.list());
-  const manifests = new Map<string, PinManifest | undefined>();
-  const bakeIds = new Set<string>();
-  for (const fn of bake.functions) {
-    const expected = live.find((e) => e.name === fn.name && e.alias === fn.alias);
-    if (!expected?.bakeId) return null;
-    if (!manifests.has(expected.bakeId)) {
-      manifests.set(expected.bakeId, await deps.artefacts.getJson<PinManifest>(manifestKey(expected.bakeId)));
-    }
-    const manifest = manifests.get(expected.bakeId);
-    const recorded = manifest?.functions.find((f) => f.name === fn.name && f.version === expected.version);
-    if (manifest?.bakeKey !== key || recorded?.codeSha256 !== fn.code.sha256Base64) return null;
-    bakeIds.add(expected.bakeId);
-  }
-  return bake.functions.length ? [...bakeIds].sort() : null;
-}
-
 export interface PatchDeps {
   patches: PatchResolver;
   ledger: Ledger;
@@ -115,16 +88,45 @@ export interface PatchDeps {
 }
 
 /**
- * The ResolveBake task: resolve the bake (spec, recipe, staged code), move the recipe's
- * pins to the newest patch where that applies, and compute its bake key. A scheduled bake
- * (not forced with `rebuild`) whose key and code equal what is live is `upToDate`: the
- * state machine ends it there, with nothing built, published or asked for.
+ * The ResolveBake task: read and check the bake (spec, recipe), move the recipe's pins to
+ * the newest patch where that applies, compute its bake key and each function's input
+ * hash, and decide whether it is up to date (src/cores/uptodate.ts). An up-to-date bake
+ * (not forced with `force` or `rebuild`) stages nothing: it names the code of the live
+ * release, and the state machine ends it there, with nothing built, published or asked for.
+ * Otherwise each function's code is zipped and staged.
  */
 export async function resolveBakeTask(request: BakeRequest, deps: ResolveDeps & PatchDeps): Promise<ResolvedBake> {
-  const bake = await resolveBake(request, deps);
+  const inspected = await inspectBake(request, deps);
   const schedule = request.trigger.type === 'schedule';
-  const { recipe, patched } = await applyPatches(bake.recipe, schedule, deps.patches);
+  const { recipe, patched } = await applyPatches(inspected.recipe, schedule, deps.patches);
   const key = bakeKey(recipe);
-  const equal = schedule && !bake.rebuild ? await liveEqualBakes(bake, key, deps) : null;
-  return { ...bake, recipe, bakeKey: key, upToDate: equal !== null, upToDateWith: equal ?? [], patched };
+  const inputs = await Promise.all(
+    inspected.spec.functions.map(async (fn, index) =>
+      functionInputSha256({
+        codeTreeSha256: (await treeSha256(inspected.codeDirs[index] as string)).hex,
+        fn,
+        recipe,
+        layer: inspected.spec.layer,
+      }),
+    ),
+  );
+  const input = (index: number) => inputs[index] as string;
+  const forced = request.options?.force === true || request.options?.rebuild === true;
+  const equal = forced
+    ? null
+    : await liveEqualBakes(
+        { bakeKey: key, functions: inspected.spec.functions.map((fn, i) => ({ name: fn.name, alias: fn.alias, inputSha256: input(i) })) },
+        deps,
+      );
+  const keyed = (functions: ResolvedFunction[]) => ({ ...stagedBake(request, inspected, functions), recipe, bakeKey: key, patched });
+  if (equal) {
+    const live = equal.functions;
+    return {
+      ...keyed(resolvedFunctions(inspected, (i) => live[i]?.code as ResolvedFunction['code'], input)),
+      upToDate: true,
+      upToDateWith: equal.bakeIds,
+    };
+  }
+  const code = await stageCode(inspected, deps);
+  return { ...keyed(resolvedFunctions(inspected, (i) => code[i] as ResolvedFunction['code'], input)), upToDate: false, upToDateWith: [] };
 }

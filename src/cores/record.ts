@@ -12,6 +12,7 @@ import type {
   PublishedLayer,
   ReleaseResult,
   ResolvedBake,
+  ResolvedFunction,
   ValidationReport,
 } from '../state.ts';
 import { expireApproval } from './approval.ts';
@@ -75,6 +76,13 @@ export interface ManifestFunction {
   environmentNames?: string[];
   memorySize?: number;
   timeout?: number;
+  /**
+   * SHA-256 of the function's inputs, code tree and configuration (src/cores/uptodate.ts):
+   * what a later bake compares to know it is up to date. Absent in manifests written before it.
+   */
+  inputSha256?: string;
+  /** The code as ResolveBake staged it, which an up-to-date bake names instead of staging it again. */
+  code?: ResolvedFunction['code'];
 }
 
 function manifestFunctions(state: BakeState): ManifestFunction[] {
@@ -88,6 +96,8 @@ function manifestFunctions(state: BakeState): ManifestFunction[] {
             environmentNames: Object.keys(resolved.environment).sort(),
             memorySize: resolved.memorySize,
             timeout: resolved.timeout,
+            ...(resolved.inputSha256 === undefined ? {} : { inputSha256: resolved.inputSha256 }),
+            code: resolved.code,
           }
         : {}),
       ...(state.bake ? { runtime: state.bake.recipe.runtime } : {}),
@@ -125,13 +135,9 @@ function manifestOf(
   };
 }
 
-export const manifestKey = (bakeId: string): string => `manifests/${bakeId}.json`;
+import { manifestKey, notificationKey } from './manifest-keys.ts';
 
-/**
- * Where the outcome of telling people about a bake's end is noted: beside the manifest,
- * not in it, because the ledger entry holds the manifest's SHA-256 and is written first.
- */
-export const notificationKey = (bakeId: string): string => `manifests/${bakeId}.notification.json`;
+export { manifestKey, notificationKey };
 
 /**
  * How long the record tasks try to tell people. Recording never waits on it: the ledger

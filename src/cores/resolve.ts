@@ -72,11 +72,18 @@ export async function checkBakeInput(
   return { spec, dir, recipe, codeDirs: code.map((c) => c.dir) };
 }
 
-/**
- * ResolveBake: read and check the spec, find the recipe, stage each function's code
- * as a reproducible zip. ResolveBake's task (src/cores/patch.ts) then keys and patches it.
- */
-export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<StagedBake> {
+/** A bake's input read and checked (see {@link checkBakeInput}), its bake id chosen; nothing written yet. */
+export interface InspectedBake {
+  bakeId: string;
+  now: Date;
+  where: string;
+  spec: Awaited<ReturnType<typeof checkBakeInput>>['spec'];
+  recipe: Awaited<ReturnType<typeof checkBakeInput>>['recipe'];
+  codeDirs: string[];
+}
+
+/** The first half of ResolveBake: open the source, check the spec and its pre-checks, choose the bake id. */
+export async function inspectBake(request: BakeRequest, deps: ResolveDeps): Promise<InspectedBake> {
   const { specFile, where } = await deps.sources.open(request.source);
   const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where, {
     deps: {
@@ -91,36 +98,71 @@ export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Prom
   }
   const now = deps.clock.now();
   const bakeId = request.bakeId ?? newBakeId(spec.name, now, deps.ids.random());
+  return { bakeId, now, where, spec, recipe, codeDirs };
+}
 
+/** The functions of a bake as the spec gives them, with the code `code(index)` names. */
+export function resolvedFunctions(
+  inspected: Pick<InspectedBake, 'spec'>,
+  code: (index: number) => ResolvedFunction['code'],
+  inputSha256?: (index: number) => string,
+): ResolvedFunction[] {
+  return inspected.spec.functions.map((fn, index) => ({
+    name: fn.name,
+    handler: fn.handler,
+    memorySize: fn.memorySize,
+    timeout: fn.timeout,
+    environment: fn.environment,
+    alias: fn.alias,
+    code: code(index),
+    ...(inputSha256 ? { inputSha256: inputSha256(index) } : {}),
+  }));
+}
+
+/** A bake as staged, from what was inspected and its functions. */
+export function stagedBake(request: BakeRequest, inspected: InspectedBake, functions: ResolvedFunction[]): StagedBake {
+  const { spec } = inspected;
+  return {
+    bakeId: inspected.bakeId,
+    requestedAt: inspected.now.toISOString(),
+    trigger: request.trigger,
+    rebuild: request.options?.rebuild ?? false,
+    spec,
+    recipe: inspected.recipe,
+    functions,
+    approval: { timeoutSeconds: spec.approval.timeoutSeconds, approvers: spec.approval.approvers },
+  };
+}
+
+/** The second half of ResolveBake: zip each function's code reproducibly and store it as an artefact. */
+export async function stageCode(inspected: InspectedBake, deps: Pick<ResolveDeps, 'artefacts'>): Promise<ResolvedFunction['code'][]> {
   const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-code-'));
   try {
-    const functions: ResolvedFunction[] = [];
-    for (const [index, fn] of spec.functions.entries()) {
-      const codeDir = codeDirs[index] as string;
+    const staged: ResolvedFunction['code'][] = [];
+    for (const [index, fn] of inspected.spec.functions.entries()) {
+      const codeDir = inspected.codeDirs[index] as string;
       const zipped = await zipTree(codeDir, path.join(work, `${fn.name}.zip`));
-      if (zipped.entries === 0) throw new BakeSpecError(`${where}: functions[${index}].code: ${codeDir} is empty`);
+      if (zipped.entries === 0) throw new BakeSpecError(`${inspected.where}: functions[${index}].code: ${codeDir} is empty`);
       const ref = await deps.artefacts.putFile(`code/${fn.name}/${zipped.sha256Hex}.zip`, zipped.file);
-      functions.push({
-        name: fn.name,
-        handler: fn.handler,
-        memorySize: fn.memorySize,
-        timeout: fn.timeout,
-        environment: fn.environment,
-        alias: fn.alias,
-        code: { ...ref, sha256Base64: zipped.sha256Base64, unzippedSize: zipped.unzippedSize },
-      });
+      staged.push({ ...ref, sha256Base64: zipped.sha256Base64, unzippedSize: zipped.unzippedSize });
     }
-    return {
-      bakeId,
-      requestedAt: now.toISOString(),
-      trigger: request.trigger,
-      rebuild: request.options?.rebuild ?? false,
-      spec,
-      recipe,
-      functions,
-      approval: { timeoutSeconds: spec.approval.timeoutSeconds, approvers: spec.approval.approvers },
-    };
+    return staged;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * ResolveBake without the up-to-date decision: read and check the spec, find the recipe,
+ * stage each function's code as a reproducible zip. ResolveBake's task
+ * (src/cores/patch.ts) keys, patches and decides whether it is up to date first.
+ */
+export async function resolveBake(request: BakeRequest, deps: ResolveDeps): Promise<StagedBake> {
+  const inspected = await inspectBake(request, deps);
+  const code = await stageCode(inspected, deps);
+  return stagedBake(
+    request,
+    inspected,
+    resolvedFunctions(inspected, (i) => code[i] as ResolvedFunction['code']),
+  );
 }

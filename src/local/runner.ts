@@ -56,7 +56,7 @@ export type RunOutcome =
   | { status: 'succeeded'; bakeId: string; output: ReleasedState }
   | { status: 'failed'; bakeId: string | null; state: string; error: string; cause: string };
 
-/** A scheduled bake that found nothing new: it ended in the UpToDate state, having built and published nothing. */
+/** A bake that found nothing new: it ended in the UpToDate state, having built, published and stored nothing. */
 export type UpToDateOutcome = { status: 'upToDate'; bakeId: string; output: BakeState & { bake: ResolvedBake } };
 
 export { namedError, setLongTimeout } from './definition.ts';
@@ -85,21 +85,10 @@ function composeApprover(deps: LocalDeps, options: RunBakeOptions): LocalDeps {
  * Run `statemachines/bake.asl.json` in-process with aws-local-stepfunctions, each Task
  * mapped (through the function it invokes) to the same core its Lambda handler calls.
  * Callback tasks get a local task token and wait until it is settled, as in AWS.
- * A bake released or failed; only a scheduled one can end up to date (see {@link runScheduledBake}).
+ * A bake is released, failed, or (any trigger, unless forced) up to date when its bake
+ * key and every function's code and configuration equal what is live (src/cores/uptodate.ts).
  */
-export async function runBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome> {
-  const outcome = await execute(request, options, await startJournal(request, options));
-  if (outcome.status === 'upToDate') {
-    throw new Error(`bake ${outcome.bakeId} ended up to date, which only a scheduled bake can: run it with runScheduledBake`);
-  }
-  return outcome;
-}
-
-/**
- * Run a bake triggered as `schedule` (the patch rebuild): like {@link runBake}, but it
- * may also end as `upToDate` when its bake key and code equal what is live.
- */
-export async function runScheduledBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
+export async function runBake(request: BakeRequest, options: RunBakeOptions): Promise<RunOutcome | UpToDateOutcome> {
   return execute(request, options, await startJournal(request, options));
 }
 

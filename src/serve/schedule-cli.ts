@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { renderTo } from '../cli/render.ts';
 import type { LocalDeps } from '../compose/local.ts';
 import { BakeryError } from '../errors.ts';
-import { runBake, runScheduledBake } from '../local/runner.ts';
+import { runBake } from '../local/runner.ts';
 import { BucketStore } from '../s3local/store.ts';
 import { outcomeOf, ServeExecutions } from './executions.ts';
 import { type Firing, type ScheduleName, Scheduler } from './schedule.ts';
@@ -51,8 +51,7 @@ export async function runScheduleNow(
     dir: deps.home.path('serve', 'executions'),
     log: line,
     run: async (request, onStep) => {
-      const run = request.trigger.type === 'schedule' ? runScheduledBake : runBake;
-      return outcomeOf(await run(request, { deps, approve: 'wait', approver: ctx.user, onEvent: renderTo(line), onStep }));
+      return outcomeOf(await runBake(request, { deps, approve: 'wait', approver: ctx.user, onEvent: renderTo(line), onStep }));
     },
   });
   const scheduler = new Scheduler({

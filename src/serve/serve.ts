@@ -10,7 +10,7 @@ import type { SlackCallbackDeps } from '../cores/slack-callback.ts';
 import { type StartOutcome, startS3Bake } from '../cores/trigger.ts';
 import { INTERACTIONS_PATH, slackInteractionsListener } from '../local/callback-server.ts';
 import { readExecution } from '../local/journal.ts';
-import { type RunBakeOptions, resumeExecution, runBake, runScheduledBake } from '../local/runner.ts';
+import { type RunBakeOptions, resumeExecution, runBake } from '../local/runner.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { type ObjectCreatedEvent, type S3Server, startS3Server } from '../s3local/server.ts';
 import { BucketStore } from '../s3local/store.ts';
@@ -132,16 +132,12 @@ export async function startServe(options: ServeOptions): Promise<ServeHandle> {
     dir: home.path('serve', 'executions'),
     log: write,
     run: async (request, onStep) => {
-      const run = request.trigger.type === 'schedule' ? runScheduledBake : runBake;
-      return outcomeOf(await run(request, { ...runOptions(request), onStep, spec: `s3://${bucket}/${sourceKey(request)}` }));
+      return outcomeOf(await runBake(request, { ...runOptions(request), onStep, spec: `s3://${bucket}/${sourceKey(request)}` }));
     },
     // The journal of the local runner knows where the interrupted execution was: continue there.
     resume: async (name, request, onStep) => {
       const journal = await readExecution(home, name);
-      if (!journal)
-        return outcomeOf(
-          await (request.trigger.type === 'schedule' ? runScheduledBake : runBake)(request, { ...runOptions(request), onStep }),
-        );
+      if (!journal) return outcomeOf(await runBake(request, { ...runOptions(request), onStep }));
       if (journal.end?.status === 'failed')
         return { status: 'failed', state: journal.end.state, error: journal.end.error, cause: journal.end.cause };
       if (journal.end) return { status: journal.end.status, output: null };

@@ -109,8 +109,17 @@ describe('bakery CLI, end to end on the example', () => {
     expect(entries[0]).toMatchObject({ type: 'released', bakeId, functions: [{ name: 'hello', alias: 'live', from: null, to: '1' }] });
   });
 
-  it('adds no layer version when the same bytes are baked again', async () => {
-    const second = await bakery(['bake', SPEC, '--approve'], home);
+  it('ends an unchanged rebake up to date: exit 0, nothing built, asked or recorded', async () => {
+    const again = await bakery(['bake', SPEC, '--approve'], home);
+    expect(again.code).toBe(0);
+    const first = (await ledger(home)).filter((e) => e.type === 'released');
+    expect(first).toHaveLength(1);
+    expect(again.stdout).toContain(`up to date: hello:live is already ${first[0]?.bakeId} (same runtime, code and configuration)`);
+    expect(again.stdout).not.toContain('RequestApproval');
+  }, 120_000);
+
+  it('adds no layer version when the same bytes are baked again with --force', async () => {
+    const second = await bakery(['bake', SPEC, '--approve', '--force'], home);
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('cache hit');
     expect(second.stdout).toContain('reused: same bytes as before');

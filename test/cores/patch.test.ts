@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { applyPatches, baseImagePattern, liveEqualBakes } from '../../src/cores/patch.ts';
-import { manifestKey } from '../../src/cores/record.ts';
+import { applyPatches, baseImagePattern } from '../../src/cores/patch.ts';
 import type { PatchResolver, RuntimePatch } from '../../src/ports/patches.ts';
-import type { LedgerEntry } from '../../src/ports/storage.ts';
 import type { ResolvedRecipe } from '../../src/state.ts';
 import { resolvedBake } from '../helpers/fixtures.ts';
-import { MemoryArtefactStore, MemoryLedger } from '../helpers/memory.ts';
 
 const recipe = (overrides: Partial<ResolvedRecipe> = {}): ResolvedRecipe => ({ ...resolvedBake().recipe, ...overrides });
 
@@ -92,82 +89,5 @@ describe('applyPatches', () => {
       const out = await applyPatches(input, true, resolver);
       expect(out).toEqual({ recipe: input, patched: [] });
     }
-  });
-});
-
-describe('liveEqualBakes', () => {
-  const KEY = 'k'.repeat(64);
-  const bake = resolvedBake();
-  const hello = bake.functions[0];
-  if (!hello) throw new Error('fixture without a function');
-
-  function released(bakeId: string, version: string, at: string): LedgerEntry {
-    return {
-      type: 'released',
-      bakeId,
-      at,
-      trigger: { type: 'cli', user: 'tester' },
-      layer: { arn: 'arn:aws:lambda:eu-west-1:123456789012:layer:hello-node22:1', version: 1, codeSha256: 'l=' },
-      functions: [{ name: 'hello', alias: 'live', from: null, to: version, changed: true }],
-      manifest: { uri: `mem://${manifestKey(bakeId)}`, sha256Hex: '00'.repeat(32), size: 1 },
-    };
-  }
-
-  async function setup(entries: LedgerEntry[], manifests: Record<string, { bakeKey: string; version: string; codeSha256: string }>) {
-    const ledger = new MemoryLedger();
-    for (const e of entries) await ledger.append(e);
-    const artefacts = new MemoryArtefactStore();
-    for (const [bakeId, m] of Object.entries(manifests)) {
-      await artefacts.putJson(manifestKey(bakeId), {
-        bakeId,
-        bakeKey: m.bakeKey,
-        functions: [{ name: 'hello', version: m.version, codeSha256: m.codeSha256, alias: 'live' }],
-      });
-    }
-    return { ledger, artefacts };
-  }
-
-  it('names the live release when its bake key and code are the same', async () => {
-    const deps = await setup([released('b1', '1', '2026-11-01T00:00:00Z')], {
-      b1: { bakeKey: KEY, version: '1', codeSha256: hello.code.sha256Base64 },
-    });
-    await expect(liveEqualBakes(bake, KEY, deps)).resolves.toEqual(['b1']);
-  });
-
-  it('is null when the bake key, the code, or the release differ, or nothing was released', async () => {
-    const manifest = { b1: { bakeKey: KEY, version: '1', codeSha256: hello.code.sha256Base64 } };
-    const live = [released('b1', '1', '2026-11-01T00:00:00Z')];
-    await expect(liveEqualBakes(bake, 'other'.padEnd(64, '0'), await setup(live, manifest))).resolves.toBeNull();
-    await expect(liveEqualBakes(bake, KEY, await setup(live, { b1: { ...manifest.b1, codeSha256: 'changed=' } }))).resolves.toBeNull();
-    await expect(liveEqualBakes(bake, KEY, await setup([], manifest))).resolves.toBeNull();
-    await expect(liveEqualBakes(bake, KEY, await setup(live, {}))).resolves.toBeNull();
-  });
-
-  it('compares with what is live now: after a rollback, the bake rolled back to', async () => {
-    // Prepare: b2 released version 2 with other code, then the alias was rolled back to b1's version 1.
-    const deps = await setup(
-      [
-        released('b1', '1', '2026-11-01T00:00:00Z'),
-        released('b2', '2', '2026-11-08T00:00:00Z'),
-        {
-          type: 'rolledBack',
-          bakeId: 'b1',
-          at: '2026-11-09T00:00:00Z',
-          by: 'ops',
-          name: 'hello',
-          alias: 'live',
-          from: '2',
-          to: '1',
-          fromWeights: {},
-        },
-      ],
-      {
-        b1: { bakeKey: KEY, version: '1', codeSha256: hello.code.sha256Base64 },
-        b2: { bakeKey: KEY, version: '2', codeSha256: 'newer=' },
-      },
-    );
-
-    // Act + Assess
-    await expect(liveEqualBakes(bake, KEY, deps)).resolves.toEqual(['b1']);
   });
 });

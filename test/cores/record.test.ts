@@ -85,6 +85,7 @@ describe('recordSuccess', () => {
           environmentNames: [],
           memorySize: 256,
           timeout: 10,
+          code: state.bake.functions[0]?.code,
         },
       ],
       validation: state.validation,

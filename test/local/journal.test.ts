@@ -12,7 +12,7 @@ import { decideApproval } from '../../src/cores/approval.ts';
 import { NotInterruptedError } from '../../src/errors.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { listExecutions, readExecution, versionsInFlight } from '../../src/local/journal.ts';
-import { type RunOutcome, resumeExecution, runBake } from '../../src/local/runner.ts';
+import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../../src/local/runner.ts';
 import { runCli } from '../helpers/cli.ts';
 import { approvalRequested, makeWorkspace, NODE22, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
 import { rejection } from '../helpers/rejection.ts';
@@ -95,8 +95,11 @@ async function bakeKilledAt(ws: Workspace, bakeId: string, pauseAt: string | 'ap
 const resume = (ws: Workspace, bakeId: string, approve: 'auto' | 'wait' = 'auto'): Promise<RunOutcome> =>
   resumeExecution(bakeId, { deps: ws.deps, approve, approver: 'tester', retryIntervalMs: 0 }) as Promise<RunOutcome>;
 
-function expectSucceeded(outcome: RunOutcome): asserts outcome is Extract<RunOutcome, { status: 'succeeded' }> {
-  if (outcome.status !== 'succeeded') expect.fail(`bake failed in ${outcome.state}: ${outcome.error}: ${outcome.cause}`);
+function expectSucceeded(outcome: RunOutcome | UpToDateOutcome): asserts outcome is Extract<RunOutcome, { status: 'succeeded' }> {
+  if (outcome.status !== 'succeeded')
+    expect.fail(
+      outcome.status === 'failed' ? `bake failed in ${outcome.state}: ${outcome.error}: ${outcome.cause}` : 'the bake ended up to date',
+    );
 }
 
 /** What one uninterrupted bake of new code over a live version 1 leaves. */

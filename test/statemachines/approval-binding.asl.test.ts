@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decideApproval } from '../../src/cores/approval.ts';
 import { rollback } from '../../src/cores/rollback.ts';
-import { type RunOutcome, runBake } from '../../src/local/runner.ts';
+import { type RunOutcome, runBake, type UpToDateOutcome } from '../../src/local/runner.ts';
 import type { ApprovalRecord } from '../../src/ports/approval.ts';
 import { approvalRequested, FakeImageBuilder, makeWorkspace, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
 
@@ -33,7 +33,12 @@ function terminal(ws: Workspace) {
   return deps;
 }
 
-function bake(ws: Workspace, bakeId: string, deps = terminal(ws), approve: 'auto' | 'wait' = 'auto'): Promise<RunOutcome> {
+function bake(
+  ws: Workspace,
+  bakeId: string,
+  deps = terminal(ws),
+  approve: 'auto' | 'wait' = 'auto',
+): Promise<RunOutcome | UpToDateOutcome> {
   return runBake(ws.request(bakeId), { deps, approve, approver: 'tester', retryIntervalMs: 0 });
 }
 
@@ -104,7 +109,7 @@ describe('an approval binds what was live when it was asked for', () => {
     expect(waiting.map((w) => w.record.summary.functions[0]?.live)).toEqual(['1', '1', '1']);
 
     // Act: approve the newest first, then the others (today: 1→4, then 4→3, then 3→2).
-    const outcomes: RunOutcome[] = [];
+    const outcomes: (RunOutcome | UpToDateOutcome)[] = [];
     for (const i of [2, 1, 0]) {
       const w = waiting[i];
       if (!w) continue;

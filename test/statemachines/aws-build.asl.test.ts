@@ -13,7 +13,7 @@ import { DynamoBuildCache } from '../../src/adapters/aws/build-cache.ts';
 import { AwsImageBuilder, DynamoImageBuildTokens, S3ImageBuildOutputs } from '../../src/adapters/aws/image-builder.ts';
 import { handleImageStateChange } from '../../src/cores/image-events.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
-import { type RunBakeOptions, runBake, runScheduledBake } from '../../src/local/runner.ts';
+import { type RunBakeOptions, runBake } from '../../src/local/runner.ts';
 import type { ImageBuilder } from '../../src/ports/image-build.ts';
 import type { PatchResolver } from '../../src/ports/patches.ts';
 import type { ArtefactStore } from '../../src/ports/storage.ts';
@@ -156,7 +156,7 @@ describe('the AWS build path on the bake state machine', () => {
     };
 
     // Act
-    const outcome = await runScheduledBake(request, run(ws));
+    const outcome = await runBake(request, run(ws));
 
     // Assess
     expect(outcome.status).toBe('succeeded');

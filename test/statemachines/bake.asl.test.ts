@@ -14,7 +14,7 @@ import { renderTo } from '../../src/cli/render.ts';
 import { decideApproval } from '../../src/cores/approval.ts';
 import { manifestKey, type PinManifest } from '../../src/cores/record.ts';
 import { AlreadyDecidedError, ApprovalExpiredError, PublishVersionError, StateDirError, TransientBackendError } from '../../src/errors.ts';
-import { type RunOutcome, runBake } from '../../src/local/runner.ts';
+import { type RunOutcome, runBake, type UpToDateOutcome } from '../../src/local/runner.ts';
 import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { networkIsolation } from '../../src/runtime-api/sandbox.ts';
 import type { ValidationReport } from '../../src/state.ts';
@@ -52,7 +52,11 @@ async function workspace(options: Parameters<typeof makeWorkspace>[0] = {}): Pro
   return ws;
 }
 
-async function bake(ws: Workspace, bakeId: string, options: { approve?: 'auto' | 'wait'; lines?: string[] } = {}): Promise<RunOutcome> {
+async function bake(
+  ws: Workspace,
+  bakeId: string,
+  options: { approve?: 'auto' | 'wait'; lines?: string[] } = {},
+): Promise<RunOutcome | UpToDateOutcome> {
   const lines = options.lines ?? [];
   return runBake(ws.request(bakeId), {
     deps: ws.deps,
@@ -64,12 +68,15 @@ async function bake(ws: Workspace, bakeId: string, options: { approve?: 'auto' |
 }
 
 /** The bake released; otherwise the test fails saying where and why the bake failed. */
-function expectSucceeded(outcome: RunOutcome): asserts outcome is Extract<RunOutcome, { status: 'succeeded' }> {
-  if (outcome.status !== 'succeeded') expect.fail(`bake failed in ${outcome.state}: ${outcome.error}: ${outcome.cause}`);
+function expectSucceeded(outcome: RunOutcome | UpToDateOutcome): asserts outcome is Extract<RunOutcome, { status: 'succeeded' }> {
+  if (outcome.status !== 'succeeded')
+    expect.fail(
+      outcome.status === 'failed' ? `bake failed in ${outcome.state}: ${outcome.error}: ${outcome.cause}` : 'the bake ended up to date',
+    );
 }
 
 /** The outcome is a failure in `state` with the original error; the ledger's last entry says the same. */
-async function expectFailure(ws: Workspace, outcome: RunOutcome, state: string, error: string, cause: string | RegExp) {
+async function expectFailure(ws: Workspace, outcome: RunOutcome | UpToDateOutcome, state: string, error: string, cause: string | RegExp) {
   expect(outcome).toMatchObject({ status: 'failed', state, error });
   if (outcome.status !== 'failed') return;
   if (typeof cause === 'string') expect(outcome.cause).toContain(cause);

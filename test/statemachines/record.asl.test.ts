@@ -15,7 +15,7 @@ import { renderTo } from '../../src/cli/render.ts';
 import { NOTIFY_BUDGET, type NotificationNote, notificationKey, notifyBudgetMs } from '../../src/cores/record.ts';
 import { TransientBackendError } from '../../src/errors.ts';
 import { BAKE_ASL } from '../../src/local/asl.ts';
-import { type RunOutcome, runBake } from '../../src/local/runner.ts';
+import { type RunOutcome, runBake, type UpToDateOutcome } from '../../src/local/runner.ts';
 import { FakeImageBuilder, makeWorkspace, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
 
 let workspaces: Workspace[] = [];
@@ -30,7 +30,7 @@ async function workspace(): Promise<Workspace> {
   return ws;
 }
 
-function bake(ws: Workspace, bakeId: string, lines: string[] = []): Promise<RunOutcome> {
+function bake(ws: Workspace, bakeId: string, lines: string[] = []): Promise<RunOutcome | UpToDateOutcome> {
   return runBake(ws.request(bakeId), {
     deps: ws.deps,
     approve: 'auto',

@@ -1,14 +1,15 @@
 /**
- * The scheduled patch rebuild on the real `statemachines/bake.asl.json`, run in-process
- * by the local runner on the local adapters: a bake triggered as `schedule` whose bake
- * key and code equal the live release ends in UpToDate with nothing built, published or
- * asked for; a new patch or new code makes it bake and wait for approval as any bake.
+ * Up to date on the real `statemachines/bake.asl.json`, run in-process by the local
+ * runner on the local adapters: a bake of any trigger (schedule, CLI, upload) whose bake
+ * key and every function's code and configuration equal the live release ends in UpToDate
+ * with nothing built, published, stored or asked for; a new patch, new code, a changed
+ * setting or `force` makes it bake and wait for approval as any bake.
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { renderTo } from '../../src/cli/render.ts';
-import { type RunBakeOptions, runBake, runScheduledBake } from '../../src/local/runner.ts';
+import { type RunBakeOptions, runBake } from '../../src/local/runner.ts';
 import type { PatchResolver } from '../../src/ports/patches.ts';
 import type { BakeRequest } from '../../src/state.ts';
 import { type FakeImageBuilder, makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
@@ -54,7 +55,10 @@ async function footprint(ws: Workspace) {
 /** The first release, from the CLI, as any live function has. */
 async function release(ws: Workspace): Promise<void> {
   const outcome = await runBake(ws.request('first-release'), run(ws));
-  if (outcome.status !== 'succeeded') throw new Error(`the first release failed: ${outcome.error}: ${outcome.cause}`);
+  if (outcome.status !== 'succeeded')
+    throw new Error(
+      outcome.status === 'failed' ? `the first release failed: ${outcome.error}: ${outcome.cause}` : 'the bake ended up to date',
+    );
 }
 
 /** A resolver that has found a newer Node.js 22 patch than the one pinned. */
@@ -72,7 +76,7 @@ describe('scheduled patch rebuild on the bake state machine', () => {
     const lines: string[] = [];
 
     // Act
-    const outcome = await runScheduledBake(scheduled(ws, 'patch-2026W47-hello'), run(ws, lines));
+    const outcome = await runBake(scheduled(ws, 'patch-2026W47-hello'), run(ws, lines));
 
     // Assess
     expect(outcome.status).toBe('upToDate');
@@ -87,7 +91,7 @@ describe('scheduled patch rebuild on the bake state machine', () => {
     expect(await footprint(ws)).toEqual(before);
     expect(await ws.deps.approvals.findByBake('patch-2026W47-hello')).toBeUndefined();
     expect(lines.filter((l) => l.startsWith('▸'))).toEqual(['▸ ResolveBake']);
-    expect(lines.join('\n')).toContain('up to date: same bake key and code as the live release of first-release');
+    expect(lines.join('\n')).toContain('up to date: same bake key, code and configuration as the live release of first-release');
   });
 
   it('bakes and waits for approval like any bake when a newer runtime patch changes the bake key', async () => {
@@ -99,7 +103,7 @@ describe('scheduled patch rebuild on the bake state machine', () => {
     const lines: string[] = [];
 
     // Act
-    const outcome = await runScheduledBake(scheduled(ws, 'patch-2026W48-hello'), run(ws, lines));
+    const outcome = await runBake(scheduled(ws, 'patch-2026W48-hello'), run(ws, lines));
 
     // Assess
     if (outcome.status !== 'succeeded') throw new Error(`expected a release, got ${JSON.stringify(outcome)}`);
@@ -128,7 +132,7 @@ describe('scheduled patch rebuild on the bake state machine', () => {
     await appendFile(path.join(path.dirname(ws.specFile), 'src', 'index.mjs'), '\n// a change\n');
 
     // Act
-    const outcome = await runScheduledBake(scheduled(ws, 'patch-code'), run(ws));
+    const outcome = await runBake(scheduled(ws, 'patch-code'), run(ws));
 
     // Assess
     expect(outcome.status).toBe('succeeded');
@@ -140,20 +144,90 @@ describe('scheduled patch rebuild on the bake state machine', () => {
 
   it('bakes when nothing was released yet, and when forced with rebuild', async () => {
     const fresh = await workspace();
-    expect((await runScheduledBake(scheduled(fresh, 'patch-first'), run(fresh))).status).toBe('succeeded');
+    expect((await runBake(scheduled(fresh, 'patch-first'), run(fresh))).status).toBe('succeeded');
 
     const ws = await workspace();
     await release(ws);
-    const forced = await runScheduledBake(scheduled(ws, 'patch-forced', { rebuild: true }), run(ws));
+    const forced = await runBake(scheduled(ws, 'patch-forced', { rebuild: true }), run(ws));
     expect(forced.status).toBe('succeeded');
     expect(await ws.deps.approvals.findByBake('patch-forced')).toBeDefined();
   });
 
-  it('never ends a bake from the CLI as up to date: it bakes and asks again', async () => {
+  it('ends an unchanged CLI rebake up to date, writing nothing under BAKERY_HOME but its execution record', async () => {
+    // Prepare
     const ws = await workspace();
     await release(ws);
-    const again = await runBake(ws.request('cli-again'), run(ws));
-    expect(again.status).toBe('succeeded');
-    expect(await ws.deps.approvals.findByBake('cli-again')).toBeDefined();
+    const before = await listing(ws.home.root);
+    const lines: string[] = [];
+
+    // Act
+    const outcome = await runBake(ws.request('cli-again'), run(ws, lines));
+
+    // Assess: no version, layer, code, manifest, report, approval, token or ledger line; only the journal.
+    expect(outcome.status).toBe('upToDate');
+    const after = await listing(ws.home.root);
+    const added = [...after.keys()].filter((f) => !before.has(f));
+    expect(added).toEqual(['executions/cli-again.json']);
+    const changed = [...before].filter(([f, sig]) => after.get(f) !== sig).map(([f]) => f);
+    expect(changed).toEqual([]);
+    expect(await ws.deps.approvals.findByBake('cli-again')).toBeUndefined();
+    expect(lines.filter((l) => l.startsWith('▸'))).toEqual(['▸ ResolveBake']);
+  });
+
+  it('bakes anyway when forced, and when a function setting changed with the code unchanged', async () => {
+    const ws = await workspace();
+    await release(ws);
+    const forced = await runBake({ ...ws.request('cli-forced'), options: { force: true } }, run(ws));
+    expect(forced.status).toBe('succeeded');
+    expect(await ws.deps.approvals.findByBake('cli-forced')).toBeDefined();
+
+    const spec = JSON.parse(await readFile(ws.specFile, 'utf8')) as { functions: { memorySize?: number }[] };
+    for (const fn of spec.functions) fn.memorySize = 512;
+    await writeFile(ws.specFile, JSON.stringify(spec));
+    const resized = await runBake(ws.request('cli-memory'), run(ws));
+    expect(resized.status).toBe('succeeded');
+    expect((await ws.deps.ledger.list()).at(-1)).toMatchObject({ type: 'released', bakeId: 'cli-memory' });
+  });
+
+  it('ends an upload of unchanged code up to date', async () => {
+    // Prepare: the first release from an upload; the source reader hands over the extracted upload.
+    const ws = await workspace();
+    const upload = (bakeId: string, versionId: string): BakeRequest => {
+      const location = { type: 's3' as const, bucket: 'bakery-source', key: 'incoming/hello.zip', versionId };
+      return { bakeId, source: location, trigger: location };
+    };
+    const opened: string[] = [];
+    ws.deps.sources = {
+      open: async (source) => {
+        opened.push(source.type === 's3' ? `${source.key}@${source.versionId}` : source.path);
+        return { specFile: ws.specFile, where: 's3://bakery-source/incoming/hello.zip' };
+      },
+    };
+    const first = await runBake(upload('upload-1', 'v1'), run(ws));
+    expect(first.status).toBe('succeeded');
+    const before = await footprint(ws);
+
+    // Act: the same source uploaded again (a new object version, same bytes).
+    const again = await runBake(upload('upload-2', 'v2'), run(ws));
+
+    // Assess
+    expect(again.status).toBe('upToDate');
+    if (again.status !== 'upToDate') return;
+    expect(again.output.bake.upToDateWith).toEqual(['upload-1']);
+    expect(again.output.bake.trigger).toMatchObject({ type: 's3', versionId: 'v2' });
+    expect(await footprint(ws)).toEqual(before);
+    expect(opened).toEqual(['incoming/hello.zip@v1', 'incoming/hello.zip@v2']);
   });
 });
+
+/** Every file under `root` with its size and modification time. */
+async function listing(root: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const info = await stat(file);
+    files.set(path.relative(root, file), `${info.size}:${info.mtimeMs}`);
+  }
+  return files;
+}
