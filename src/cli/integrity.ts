@@ -1,7 +1,9 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { Deps } from '../compose/deps.ts';
-import { DEFAULT_KEEP, prune } from '../cores/prune.ts';
-import { verifyBake } from '../cores/verify.ts';
+import type { ReadDeps } from './program.ts';
+
+/** How many manifests `prune` keeps by default: src/cores/prune.ts DEFAULT_KEEP (test/cli/startup.test.ts keeps them equal). */
+export const DEFAULT_KEEP = 3;
 
 /** What the integrity commands need from the program that hosts them. */
 export interface IntegrityContext {
@@ -9,6 +11,8 @@ export interface IntegrityContext {
   err: (text: string) => void;
   /** The ports of the backend chosen with `--backend`. */
   backendDeps: () => Promise<Deps>;
+  /** The ports of a read command: locally only the state directory's stores. */
+  readDeps: () => Promise<ReadDeps>;
   /** End the command with exit code 1 (a mismatch, a failed deletion). */
   fail: () => never;
 }
@@ -28,7 +32,8 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
     .argument('<bakeId>', 'the bake to verify')
     .option('--json', 'print JSON: {bakeId, status, recordedAt, checks: [{subject, property, expected, actual, ok}], mismatches: [...]}')
     .action(async (bakeId: string, opts: { json?: boolean }) => {
-      const result = await verifyBake(bakeId, await ctx.backendDeps());
+      const { verifyBake } = await import('../cores/verify.ts');
+      const result = await verifyBake(bakeId, await ctx.readDeps());
       if (opts.json) line(JSON.stringify(result, null, 2));
       else {
         line(`bake ${result.bakeId} (${result.status}, recorded ${result.recordedAt}): what it pinned, against its manifest`);
@@ -68,6 +73,7 @@ export function addIntegrityCommands(program: Command, ctx: IntegrityContext): v
       'print JSON: {keep, applied, keptManifests, items: [{kind, name, version, arn, keptBecause, result, error}], images: [{kind, arn, bakeId, bakeKey, amis, keptBecause, result, error}]}',
     )
     .action(async (opts: { keep: number; apply?: boolean; json?: boolean }) => {
+      const { prune } = await import('../cores/prune.ts');
       const result = await prune({ keep: opts.keep, apply: opts.apply ?? false }, await ctx.backendDeps());
       const failed = [
         ...result.items.filter((i) => i.result === 'failed'),

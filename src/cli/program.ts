@@ -1,29 +1,36 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { LocalHome } from '../adapters/local/home.ts';
 import type { LocalImageBuilder } from '../adapters/local/image-builder.ts';
-import { readLocalSlackSettings } from '../adapters/local/slack.ts';
 import type { Deps } from '../compose/deps.ts';
-import { createLocalDeps, type LocalDeps, localImageBuilder, localPreCheckDeps, projectRecipes } from '../compose/local.ts';
-import { decideApproval } from '../cores/approval.ts';
-import { bakeKey } from '../cores/image.ts';
-import { checkBakeInput, newBakeId } from '../cores/resolve.ts';
-import { status } from '../cores/status.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { BakeInterruptedError, BakeryError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
-import { PROJECT_ROOT } from '../local/asl.ts';
-import { getExecution, listExecutions, versionsInFlight } from '../local/journal.ts';
-import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../local/runner.ts';
-import { resolveRecipe } from '../recipes/recipe.ts';
+import type { RunOutcome, UpToDateOutcome } from '../local/runner.ts';
 import type { StepEvent } from '../recipes/toe.ts';
-import { loadSpec } from '../spec.ts';
-import { checkAwsBackend } from './aws-backend.ts';
 import { addIntegrityCommands } from './integrity.ts';
 import { addReleaseCommands } from './releases.ts';
 import { renderBakeStep, renderBuildStep, renderExecutions, renderOutcome, renderStatus, renderTo } from './render.ts';
 import { addServeCommands } from './serve.ts';
 import { addSlackCommands } from './slack.ts';
+
+/*
+ * Commands start fast (#16.2): beyond commander, the error classes, the local home and the
+ * renderer, every module is imported where a command's action needs it (`await import`),
+ * so a read command (status, history, drift, executions, --help) loads neither the AWS
+ * SDK, nor Slack, nor the zip or state-machine libraries. test/cli/startup.test.ts checks it.
+ */
+
+/** The project's root (bin/, layers/, statemachines/), from this file's place in src/cli/. */
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The ports a read command uses (status, history, drift, verify): on the local backend
+ * only the state directory's stores and registries, on AWS the deployed stack's.
+ */
+export type ReadDeps = Pick<Deps, 'ledger' | 'functions' | 'layers' | 'artefacts' | 'clock'>;
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -101,6 +108,11 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     const { create = true, ...options } = extra;
     const h = home();
     await h.ensure({ create });
+    const [{ readLocalSlackSettings }, { createLocalDeps }, { versionsInFlight }] = await Promise.all([
+      import('../adapters/local/slack.ts'),
+      import('../compose/local.ts'),
+      import('../local/journal.ts'),
+    ]);
     // With a bot token and channel (environment or .bakery.env), local approvals go to Slack too.
     const slack = await readLocalSlackSettings(io.env, io.cwd);
     return {
@@ -131,11 +143,28 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
   const backendDeps = async (): Promise<Deps> => {
     const backend = program.opts<{ backend: 'local' | 'aws' }>().backend;
     if (backend === 'aws') {
-      await checkAwsBackend(io.env);
+      await (await import('./aws-backend.ts')).checkAwsBackend(io.env);
       // Imported on use: only `--backend aws` loads the AWS adapters and SDK.
       return (await import('../compose/aws.ts')).buildAwsDeps(io.env);
     }
     return deps({ create: false });
+  };
+  /** {@link ReadDeps} of the chosen backend: locally just the state directory, nothing that bakes. */
+  const readDeps = async (): Promise<ReadDeps> => {
+    if (program.opts<{ backend: 'local' | 'aws' }>().backend === 'aws') return backendDeps();
+    const h = home();
+    await h.ensure({ create: false });
+    const [{ LocalArtefactStore, LocalLedger }, { LocalFunctionRegistry, LocalLayerRegistry }] = await Promise.all([
+      import('../adapters/local/stores.ts'),
+      import('../adapters/local/registries.ts'),
+    ]);
+    return {
+      ledger: new LocalLedger(h),
+      functions: new LocalFunctionRegistry(h),
+      layers: new LocalLayerRegistry(h),
+      artefacts: new LocalArtefactStore(h),
+      clock: { now: () => new Date() },
+    };
   };
   const requireLocal = (command: string) => {
     if (program.opts<{ backend: string }>().backend !== 'local') {
@@ -186,6 +215,11 @@ Exit codes:
       const specFile = path.resolve(io.cwd, specArg);
       const h = home();
       await h.ensure({ create: false });
+      const [{ localPreCheckDeps, projectRecipes }, { checkBakeInput, newBakeId }, { runBake }] = await Promise.all([
+        import('../compose/local.ts'),
+        import('../cores/resolve.ts'),
+        import('../local/runner.ts'),
+      ]);
       // The pre-checks read the state directory (alarms, layers, the ledger) and write nothing.
       const { spec } = await checkBakeInput(specFile, projectRecipes(PROJECT_ROOT), specArg, {
         deps: localPreCheckDeps(h),
@@ -229,6 +263,7 @@ Exit codes:
     .action(async (bakeId: string, opts: { approve?: boolean; approver: string }) => {
       requireLocal('resume');
       const d = await deps({ create: false, waitingHint: !opts.approve });
+      const [{ getExecution }, { resumeExecution }] = await Promise.all([import('../local/journal.ts'), import('../local/runner.ts')]);
       const { state } = await getExecution(d.home, bakeId);
       line(`bake ${bakeId}: resuming at ${state ?? 'the start'} on the local backend (${d.home.root})`);
       const outcome = await resumeExecution(bakeId, {
@@ -247,6 +282,7 @@ Exit codes:
     .option('--json', 'print JSON: {"executions": [{bakeId, status, state, startedAt, spec}]}')
     .action(async (opts: { json?: boolean }) => {
       requireLocal('executions');
+      const { listExecutions } = await import('../local/journal.ts');
       const executions = await listExecutions(home());
       if (opts.json) {
         const rows = executions.map(({ bakeId, status, state, startedAt, spec }) => ({ bakeId, status, state, startedAt, spec }));
@@ -266,6 +302,12 @@ Exit codes:
     .action(async (specArg: string, opts: { rebuild?: boolean }) => {
       requireLocal('build');
       const h = home();
+      const [{ localImageBuilder, projectRecipes }, { loadSpec }, { resolveRecipe }, { bakeKey }] = await Promise.all([
+        import('../compose/local.ts'),
+        import('../spec.ts'),
+        import('../recipes/recipe.ts'),
+        import('../cores/image.ts'),
+      ]);
       const recipes = projectRecipes(PROJECT_ROOT);
       // Check the input before anything is written, so bad input leaves no trace.
       const specFile = path.resolve(io.cwd, specArg);
@@ -315,7 +357,8 @@ Exit codes:
     .description("show each function's alias, the version it points to, its layer and the bake that released it")
     .option('--json', 'print JSON: {"functions": [{name, alias, version, layer: {arn, version, sha256, codeSha256}, bakeId, releasedAt}]}')
     .action(async (opts: { json?: boolean }) => {
-      const result = await status(await backendDeps());
+      const { status } = await import('../cores/status.ts');
+      const result = await status(await readDeps());
       if (opts.json) {
         line(JSON.stringify(result, null, 2));
         return;
@@ -327,6 +370,7 @@ Exit codes:
     line,
     err: io.err,
     backendDeps,
+    readDeps,
     fail: () => {
       throw new ExitError(ExitCodes.Failed);
     },
@@ -339,7 +383,7 @@ Exit codes:
    */
   const decider = async (opts: { by: string }, command: Command): Promise<{ by: string; identity: 'aws-sts' | 'self-asserted' }> => {
     if (program.opts<{ backend: string }>().backend !== 'aws') return { by: opts.by, identity: 'self-asserted' };
-    await checkAwsBackend(io.env);
+    await (await import('./aws-backend.ts')).checkAwsBackend(io.env);
     // Loaded on use, as the AWS composition is: the local CLI never loads the AWS SDK.
     const { StsCallerIdentity } = await import('../adapters/aws/identity.ts');
     const arn = await new StsCallerIdentity().arn();
@@ -353,6 +397,7 @@ Exit codes:
 
   const decide = (outcome: 'approved' | 'rejected') => async (ref: string, opts: { by: string; reason?: string }, command: Command) => {
     const { by, identity } = await decider(opts, command);
+    const { decideApproval } = await import('../cores/approval.ts');
     const record = await decideApproval({ ref, outcome, by, reason: opts.reason, identity }, await backendDeps());
     // The record says how `by` is known; the line says so only for a verified identity.
     const decided = `${outcome} by ${by}${identity === 'aws-sts' ? ' (verified by AWS STS)' : ''}${opts.reason ? ` (${opts.reason})` : ''}`;
@@ -368,6 +413,7 @@ Exit codes:
   };
   const localExecution = async (bakeId: string) => {
     try {
+      const { getExecution } = await import('../local/journal.ts');
       return await getExecution(home(), bakeId);
     } catch (error) {
       if (error instanceof NotFoundError) return undefined; // a bake from before executions were journaled
@@ -403,6 +449,7 @@ Exit codes:
   addReleaseCommands(program, {
     line,
     backendDeps,
+    readDeps,
     localDeps: (create) => deps({ create }),
     requireLocal,
     user: whoami(io.env),
@@ -414,14 +461,14 @@ Exit codes:
   addSlackCommands(program, {
     line,
     requireLocal,
-    settings: () => readLocalSlackSettings(io.env, io.cwd),
+    settings: async () => (await import('../adapters/local/slack.ts')).readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ create: false }),
   });
 
   addServeCommands(program, {
     line,
     requireLocal,
-    settings: () => readLocalSlackSettings(io.env, io.cwd),
+    settings: async () => (await import('../adapters/local/slack.ts')).readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ waitingHint: false }),
     user: whoami(io.env),
     projectRoot: PROJECT_ROOT,

@@ -1,15 +1,15 @@
 import { type Command, Option } from 'commander';
 import type { Deps } from '../compose/deps.ts';
 import type { LocalDeps } from '../compose/local.ts';
-import { drift } from '../cores/drift.ts';
-import { describeEntry, history } from '../cores/history.ts';
-import { rollback } from '../cores/rollback.ts';
+import type { ReadDeps } from './program.ts';
 
 /** What the release commands need from the program that hosts them. */
 export interface ReleaseContext {
   line: (text?: string) => void;
   /** The ports of the backend chosen with `--backend`. */
   backendDeps: () => Promise<Deps>;
+  /** The ports of a read command: locally only the state directory's stores. */
+  readDeps: () => Promise<ReadDeps>;
   /** The local backend's ports (the alarm commands); `create` makes the state directory. */
   localDeps: (create: boolean) => Promise<LocalDeps>;
   /** Refuse a command that only the local backend has. */
@@ -36,6 +36,7 @@ export function addReleaseCommands(program: Command, ctx: ReleaseContext): void 
     .addOption(new Option('--by <name>', 'who rolls back, recorded in the ledger').default(ctx.user, 'your user name'))
     .action(async (name: string, opts: { alias: string; to?: string; by: string }) => {
       const d = await ctx.backendDeps();
+      const { rollback } = await import('../cores/rollback.ts');
       const result = await rollback({ name, alias: opts.alias, by: opts.by, ...(opts.to === undefined ? {} : { to: opts.to }) }, d);
       if (!result.changed) {
         line(`${name}:${opts.alias} is already on version ${result.to} (released by bake ${result.bakeId}); nothing changed`);
@@ -53,7 +54,8 @@ export function addReleaseCommands(program: Command, ctx: ReleaseContext): void 
     .argument('[function]', 'only the entries of this function')
     .option('--json', 'print JSON: {"entries": [ledger entries, oldest first]}')
     .action(async (name: string | undefined, opts: { json?: boolean }) => {
-      const entries = await history(name === undefined ? {} : { name }, await ctx.backendDeps());
+      const { describeEntry, history } = await import('../cores/history.ts');
+      const entries = await history(name === undefined ? {} : { name }, await ctx.readDeps());
       if (opts.json) {
         line(JSON.stringify({ entries }, null, 2));
         return;
@@ -70,7 +72,8 @@ export function addReleaseCommands(program: Command, ctx: ReleaseContext): void 
       'print JSON: {checkedAt, drifted, functions: [{name, alias, bakeId, expectedVersion, liveVersion, differences: [{field, expected, live}]}]}',
     )
     .action(async (opts: { json?: boolean }) => {
-      const report = await drift(await ctx.backendDeps());
+      const { drift } = await import('../cores/drift.ts');
+      const report = await drift(await ctx.readDeps());
       if (opts.json) line(JSON.stringify(report, null, 2));
       else if (report.functions.length === 0) line('nothing released yet; nothing to compare');
       else {

@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { LocalSlackSettings } from '../adapters/local/slack.ts';
-import { type LocalDeps, localSlackCallbackDeps } from '../compose/local.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import { InputError } from '../errors.ts';
 import { parsePort, untilSignal } from './long-running.ts';
 
@@ -47,7 +47,13 @@ export function addServeCommands(program: Command, ctx: ServeCommandContext): vo
         user: opts.user,
         schedule: deployedSchedules(ctx.projectRoot),
         ...(settings.signingSecret
-          ? { slack: localSlackCallbackDeps(deps, { ...settings, signingSecret: settings.signingSecret }, ctx.line) }
+          ? {
+              slack: (await import('../compose/local.ts')).localSlackCallbackDeps(
+                deps,
+                { ...settings, signingSecret: settings.signingSecret },
+                ctx.line,
+              ),
+            }
           : {}),
         write: ctx.line,
       });

@@ -1,9 +1,8 @@
 import { type Command, Option } from 'commander';
-import { LOCAL_ENV_FILE, type LocalSlackSettings } from '../adapters/local/slack.ts';
-import { type LocalDeps, localSlackCallbackDeps } from '../compose/local.ts';
+import type { LocalSlackSettings } from '../adapters/local/slack.ts';
+import type { LocalDeps } from '../compose/local.ts';
 import type { SlackOutcome } from '../cores/slack-callback.ts';
 import { InputError } from '../errors.ts';
-import { startCallbackServer } from '../local/callback-server.ts';
 import { parsePort, untilSignal } from './long-running.ts';
 
 /** What the Slack commands need from the program that hosts them. */
@@ -41,6 +40,11 @@ export function addSlackCommands(program: Command, ctx: SlackCommandContext): vo
     .action(async (opts: { port: number }) => {
       ctx.requireLocal('callback-server');
       const settings = await ctx.settings();
+      const [{ LOCAL_ENV_FILE }, { localSlackCallbackDeps }, { startCallbackServer }] = await Promise.all([
+        import('../adapters/local/slack.ts'),
+        import('../compose/local.ts'),
+        import('../local/callback-server.ts'),
+      ]);
       const { signingSecret } = settings;
       if (!signingSecret) {
         throw new InputError('SLACK_SIGNING_SECRET is not set: without it no click can be trusted', {
