@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { validateVersions } from '../../src/cores/validate.ts';
+import { VALIDATION_CONCURRENCY, validateVersions } from '../../src/cores/validate.ts';
 import { ValidationFailedError } from '../../src/errors.ts';
+import type { InvokeSession } from '../../src/ports/lambda.ts';
 import type { Json, ValidationReport } from '../../src/state.ts';
 import { functionSpec, publishedVersions, resolvedBake } from '../helpers/fixtures.ts';
 import { failed, MemoryArtefactStore, ok, ScriptedInvoker } from '../helpers/memory.ts';
@@ -336,5 +337,42 @@ describe('validateVersions', () => {
       // Assess
       expect(most).toBe(2);
     });
+  });
+
+  it('validates many functions concurrently, at most VALIDATION_CONCURRENCY at a time, reporting them in order', async () => {
+    // Prepare: 20 functions whose cases each take a few milliseconds; count the sessions open at once.
+    const names = Array.from({ length: 20 }, (_, i) => `fn${String(i).padStart(2, '0')}`);
+    const bake = resolvedBake({ functions: names.map((n) => functionSpec(n, [{ name: 'one', expect: { result: { n } } }])) });
+    const scripted = new ScriptedInvoker(Object.fromEntries(names.map((n) => [n, { respond: () => ok({ n }) }])));
+    let open = 0;
+    let most = 0;
+    const invoker = {
+      isolation: () => scripted.isolation(),
+      open: async (target: Parameters<ScriptedInvoker['open']>[0]): Promise<InvokeSession> => {
+        const session = await scripted.open(target);
+        most = Math.max(most, ++open);
+        return {
+          ...session,
+          invoke: async (event, timeoutMs) => {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            return session.invoke(event, timeoutMs);
+          },
+          close: async () => {
+            open--;
+            await session.close();
+          },
+        };
+      },
+    };
+    const versions = publishedVersions(...names.map((n, i): [string, string] => [n, String(i + 1)]));
+
+    // Act
+    const report = await validateVersions({ bake, versions }, { invoker, artefacts: new MemoryArtefactStore() });
+
+    // Assess
+    expect(report.passed).toBe(true);
+    expect(report.functions.map((f) => `${f.name}:${f.version}`)).toEqual(names.map((n, i) => `${n}:${i + 1}`));
+    expect(most).toBe(VALIDATION_CONCURRENCY);
+    expect(scripted.closed.sort()).toEqual([...names].sort());
   });
 });
