@@ -61,7 +61,7 @@ export function resolvedBake(options: { bakeId?: string; functions?: FunctionSpe
     recipe,
     functions: options.resolved ?? fnSpecs.map((f) => resolvedFunction(f.name, { alias: f.alias })),
     approval: { timeoutSeconds: 3600, approvers: [] },
-    // What every ResolveBake adds: the bake key of the recipe, and a CLI bake is never up to date.
+    // What every ResolveBake adds: the bake key of the recipe; not up to date (nothing live to equal).
     bakeKey: bakeKey(recipe),
     upToDate: false,
     upToDateWith: [],
