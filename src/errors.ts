@@ -28,6 +28,14 @@ export class InputError extends BakeryError {
   }
 }
 
+/** A required setting is missing or malformed: the deployment is wrong, not the bake. CLI exit code 2. */
+export class ConfigError extends InputError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
 /** The bake spec is missing, unreadable or does not match the schema. */
 export class BakeSpecError extends InputError {
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
@@ -262,6 +270,7 @@ export const LAMBDA_SERVICE_ERRORS = [
 export const ERROR_NAMES: readonly string[] = [
   BakeryError,
   InputError,
+  ConfigError,
   BakeSpecError,
   UnsafeSourceBundleError,
   UnknownRecipeError,
@@ -288,6 +297,74 @@ export const ERROR_NAMES: readonly string[] = [
   NotInterruptedError,
   BakeInterruptedError,
 ].map((ErrorClass) => new ErrorClass('probe').name);
+
+// ---------------------------------------------------------------- errors that stay inside bakery
+//
+// These never reach the state machine under their own name (so they are not in ERROR_NAMES,
+// and need not end in `Error`): each is caught and turned into one of the classes above, an
+// exit code or an HTTP answer by its one consumer, named in its TSDoc.
+
+/** A step's action failed (retried up to maxAttempts, subject to onFailure): src/recipes/toe.ts makes it an ImageBuildFailedError. */
+export class ActionFailure extends Error {
+  /** Output captured before the failure (the step's log). */
+  readonly output: string;
+
+  constructor(message: string, output = '') {
+    super(message);
+    this.name = 'ActionFailure';
+    this.output = output;
+  }
+}
+
+/** An action's inputs make no sense (never retried: another attempt cannot fix them); src/recipes/toe.ts reports it as the step's failure. */
+export class ActionInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ActionInputError';
+  }
+}
+
+/** A failure the CLI (src/cli/program.ts) reports with a given exit code, its message already printed. */
+export class ExitError extends Error {
+  readonly code: number;
+
+  constructor(code: number, message = '') {
+    super(message);
+    this.name = 'ExitError';
+    this.code = code;
+  }
+}
+
+/** An S3 error response of the local S3-compatible server (src/s3local): HTTP status, S3's error code, message (rendered as S3's XML error document). */
+export class S3Error extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = 'S3Error';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A Slack click on a message other than the one the approval was posted as; src/cores/slack-callback.ts answers it with an ephemeral reply. */
+export class NotItsMessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotItsMessageError';
+  }
+}
+
+/**
+ * An error whose `name` is what the ASL's Retry/Catch will match, for names that are not
+ * a class of this module (`States.Timeout`, or a task's error replayed by the local runner).
+ */
+export function namedError(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
 
 /** `{Error, Cause}` as Step Functions hands a caught error to the next state. */
 export interface StatesError {

@@ -32,9 +32,15 @@ const definitions = readdirSync(STATEMACHINES)
   .map((file) => [file, JSON.parse(readFileSync(path.join(STATEMACHINES, file), 'utf8')) as Definition] as const);
 
 type ErrorClass = new (message: string, options?: { cause?: unknown; hint?: string }) => Error;
-const errorClasses: Array<[string, ErrorClass]> = Object.entries(errors as Record<string, unknown>)
-  .filter(([, value]) => typeof value === 'function' && (value as { prototype?: unknown }).prototype instanceof Error)
+const classes = Object.entries(errors as Record<string, unknown>).filter(
+  ([, value]) => typeof value === 'function' && (value as { prototype?: unknown }).prototype instanceof Error,
+);
+/** The contract classes: BakeryError and every class under it. */
+const errorClasses: Array<[string, ErrorClass]> = classes
+  .filter(([, value]) => value === errors.BakeryError || (value as { prototype: unknown }).prototype instanceof errors.BakeryError)
   .map(([name, value]) => [name, value as ErrorClass]);
+/** The errors that stay inside bakery (each turned into a contract error, an exit code or an answer by its consumer). */
+const INTERNAL = ['ActionFailure', 'ActionInputError', 'ExitError', 'NotItsMessageError', 'S3Error'];
 
 const taskStates = (definition: Definition) => Object.entries(definition.States).filter(([, state]) => state.Type === 'Task');
 
@@ -177,6 +183,29 @@ describe('errors.ts', () => {
     expect(error.message).toBe('probe');
   });
 
+  it('holds every error class of bakery: the contract classes and the few that stay inside, each named as its class', () => {
+    // Assess: nothing else, so a new class must be placed on purpose.
+    expect(
+      classes
+        .map(([name]) => name)
+        .filter((name) => !errorClasses.some(([n]) => n === name))
+        .sort(),
+    ).toEqual(INTERNAL);
+    const probes: Record<string, Error> = {
+      ActionFailure: new errors.ActionFailure('probe', 'log'),
+      ActionInputError: new errors.ActionInputError('probe'),
+      ExitError: new errors.ExitError(1, 'probe'),
+      NotItsMessageError: new errors.NotItsMessageError('probe'),
+      S3Error: new errors.S3Error(404, 'NoSuchKey', 'probe'),
+    };
+    for (const name of INTERNAL) {
+      expect(probes[name]?.name, name).toBe(name);
+      expect(ERROR_NAMES, name).not.toContain(name);
+    }
+    const named = errors.namedError('States.Timeout', 'took too long');
+    expect([named.name, named.message]).toEqual(['States.Timeout', 'took too long']);
+  });
+
   it('names every bakery error with an Error suffix and keeps them unique', () => {
     for (const name of ERROR_NAMES) expect(name).toMatch(/Error$/);
     expect(new Set(ERROR_NAMES).size).toBe(ERROR_NAMES.length);
@@ -202,6 +231,7 @@ describe('errors.ts', () => {
         'AlreadyDecidedError',
         'ApprovalExpiredError',
         'BakeSpecError',
+        'ConfigError',
         'InputError',
         'NotAnApproverError',
         'NotFoundError',

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { loadSharedConfigFiles } from '@smithy/core/config';
-import { ConfigError, readSettings, type SettingName } from '../adapters/aws/config.ts';
+import { readSettings, type SettingName } from '../adapters/aws/config.ts';
+import { ConfigError } from '../errors.ts';
 
 /**
  * The deployed stack's settings the CLI's AWS commands read (status, history, verify, prune,

@@ -7,7 +7,7 @@ import { LocalHome } from '../adapters/local/home.ts';
 import type { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import type { Deps } from '../compose/deps.ts';
 import type { LocalDeps } from '../compose/local.ts';
-import { BakeInterruptedError, BakeryError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
+import { BakeInterruptedError, BakeryError, ExitError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
 import type { RunOutcome, UpToDateOutcome } from '../local/runner.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import { addIntegrityCommands } from './integrity.ts';
@@ -77,17 +77,6 @@ const packageVersion = (): string =>
   (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The recipes under the project's `layers/`, for checking a spec before anything is written. */
-
-/** A failure the CLI reports with a given exit code. */
-class ExitError extends Error {
-  readonly code: number;
-
-  constructor(code: number, message = '') {
-    super(message);
-    this.name = 'ExitError';
-    this.code = code;
-  }
-}
 
 function whoami(env: NodeJS.ProcessEnv): string {
   try {

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { AlreadyDecidedError, ApprovalExpiredError, NotAnApproverError, NotFoundError } from '../errors.ts';
+import { AlreadyDecidedError, ApprovalExpiredError, NotAnApproverError, NotFoundError, NotItsMessageError } from '../errors.ts';
 import type { ApprovalRecord, ApprovalStore } from '../ports/approval.ts';
 import type { TaskCallbacks } from '../ports/callbacks.ts';
 import { APPROVE_ACTION, type ClickReplies, type Notifier, REJECT_ACTION } from '../ports/notifier.ts';
@@ -112,9 +112,6 @@ export type RefusalReason = 'already-decided' | 'expired' | 'not-an-approver' | 
 
 /** What Slack sends interactive requests as; anything else is refused before it is parsed. */
 export const INTERACTION_CONTENT_TYPE = 'application/x-www-form-urlencoded';
-
-/** A click on a message that is not the one the approval request was posted as. */
-class NotItsMessageError extends Error {}
 
 /** What became of a request, for the log and the tests. */
 export type SlackOutcome =

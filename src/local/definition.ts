@@ -1,3 +1,4 @@
+import { namedError } from '../errors.ts';
 import type { Json } from '../state.ts';
 
 /**
@@ -20,13 +21,6 @@ const LOCAL_MAX_TIMEOUT_SECONDS = 2_147_483;
 /** The longest delay one Node timer takes (a longer one fires at once, with a TimeoutOverflowWarning). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const STATE_INPUT_KEY = 'bakeryStateInput';
-
-/** An error whose `name` is what the ASL's Retry/Catch will match. */
-export function namedError(name: string, message: string): Error {
-  const error = new Error(message);
-  error.name = name;
-  return error;
-}
 
 /**
  * Call `fire` after `ms`, however long (Step Functions allows a year): one timer per

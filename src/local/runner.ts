@@ -4,10 +4,11 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { AutoApprovingNotifier } from '../adapters/local/auto-approver.ts';
 import type { LocalDeps } from '../compose/local.ts';
 import { decideApproval } from '../cores/approval.ts';
+import { namedError } from '../errors.ts';
 import type { ArtefactRef, BakeRequest, BakeState, Json, ResolvedBake } from '../state.ts';
 import { TASKS } from '../tasks.ts';
 import { loadDefinition, tasksOf } from './asl.ts';
-import { localDefinition, namedError } from './definition.ts';
+import { localDefinition } from './definition.ts';
 import { ExecutionJournal, type JournalTask } from './journal.ts';
 
 export interface RunBakeOptions {
@@ -59,7 +60,7 @@ export type RunOutcome =
 /** A bake that found nothing new: it ended in the UpToDate state, having built, published and stored nothing. */
 export type UpToDateOutcome = { status: 'upToDate'; bakeId: string; output: BakeState & { bake: ResolvedBake } };
 
-export { namedError, setLongTimeout } from './definition.ts';
+export { setLongTimeout } from './definition.ts';
 
 /** What the runner reports as an execution goes; the runner renders nothing itself. */
 export type RunnerEvent =

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { ActionFailure, ActionInputError } from '../errors.ts';
 
 /**
  * The AWSTOE action modules the local executor supports, with AWSTOE's documented
@@ -15,26 +16,6 @@ import { z } from 'zod';
  * Each module validates its inputs with a schema (also used to check a document before
  * anything runs) and returns its outputs, which later steps can chain to.
  */
-
-/** A step's action failed (retried up to maxAttempts, subject to onFailure). */
-export class ActionFailure extends Error {
-  /** Output captured before the failure (the step's log). */
-  readonly output: string;
-
-  constructor(message: string, output = '') {
-    super(message);
-    this.name = 'ActionFailure';
-    this.output = output;
-  }
-}
-
-/** The inputs make no sense (never retried: another attempt cannot fix them). */
-export class ActionInputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ActionInputError';
-  }
-}
 
 export interface ActionContext {
   /** Working directory: relative paths resolve against it. */

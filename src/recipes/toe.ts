@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ImageBuildFailedError, RecipeError } from '../errors.ts';
-import { ACTIONS, ActionFailure, ActionInputError, type ActionResult, UNSUPPORTED_ACTIONS } from './actions.ts';
+import { ActionFailure, ActionInputError, ImageBuildFailedError, RecipeError } from '../errors.ts';
+import { ACTIONS, type ActionResult, UNSUPPORTED_ACTIONS } from './actions.ts';
 
 /**
  * A local executor for EC2 Image Builder component documents (AWSTOE YAML), so a

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
-import { S3Error } from './errors.ts';
+import { S3Error } from '../errors.ts';
 
 /** Lines of the aws-chunked framing (a chunk size, a trailer) are short; longer is not aws-chunked. */
 const MAX_LINE = 4096;

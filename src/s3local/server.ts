@@ -5,8 +5,8 @@ import { type Readable, Transform } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { S3Error } from '../errors.ts';
 import { AwsChunkedDecoder, CHECKSUMS, ChecksumTap } from './chunked.ts';
-import { S3Error } from './errors.ts';
 import { type S3Credentials, verifySignature } from './sigv4.ts';
 import type { BucketStore, ObjectVersion, StagedBody } from './store.ts';
 

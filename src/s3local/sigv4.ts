@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { Checksum, HttpRequest, SourceData } from '@smithy/types';
-import { S3Error } from './errors.ts';
+import { S3Error } from '../errors.ts';
 
 /** The key pair (and region) the local bucket accepts. */
 export interface S3Credentials {

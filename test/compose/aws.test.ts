@@ -4,9 +4,9 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError } from '../../src/adapters/aws/config.ts';
 import { S3ArtefactStore } from '../../src/adapters/aws/s3.ts';
 import { aws, buildAwsDeps } from '../../src/compose/aws.ts';
+import { ConfigError } from '../../src/errors.ts';
 
 const s3 = mockClient(S3Client);
 

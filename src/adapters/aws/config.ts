@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { InputError } from '../../errors.ts';
+import { ConfigError } from '../../errors.ts';
 
 /**
  * Configuration of the AWS adapters, from the Lambda environment (set in serverless.yml).
@@ -30,14 +30,6 @@ const SETTINGS = {
 
 export type SettingName = keyof typeof SETTINGS;
 export type AwsSettings = { [K in SettingName]: z.output<(typeof SETTINGS)[K]> };
-
-/** A required setting is missing or malformed: the deployment is wrong, not the bake. */
-export class ConfigError extends InputError {
-  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
-    super(message, options);
-    this.name = 'ConfigError';
-  }
-}
 
 /** Read `names` from `env`, failing once with every missing or malformed one listed. */
 export function readSettings<K extends SettingName>(names: readonly K[], env: NodeJS.ProcessEnv = process.env): Pick<AwsSettings, K> {

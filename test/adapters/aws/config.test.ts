@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, fromEnv, readSettings, recipesDir } from '../../../src/adapters/aws/config.ts';
+import { fromEnv, readSettings, recipesDir } from '../../../src/adapters/aws/config.ts';
+import { ConfigError } from '../../../src/errors.ts';
 
 describe('readSettings', () => {
   it('returns the requested settings', () => {
