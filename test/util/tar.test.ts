@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -54,5 +54,26 @@ describe('readTarEntry', () => {
     expect(bytes).toBe(0);
     expect(await readTarEntry(chunked(archive), 'small.txt', (chunk) => (bytes += chunk.length))).toBe(true);
     expect(bytes).toBe(6);
+  });
+
+  it('reads the stream to its end (record padding included), so a hash taken upstream covers the whole archive', async () => {
+    // Prepare: the entry comes first; tar pads the archive to its 10 KiB record size after it.
+    const archive = path.join(work, 'padded.tar');
+    await run('tar', ['-cf', archive, '-C', path.join(work, 'tree'), 'small.txt']);
+    let pulled = 0;
+    async function* counted(): AsyncIterable<Buffer> {
+      for await (const chunk of chunked(archive)) {
+        pulled += chunk.length;
+        yield chunk;
+      }
+    }
+
+    // Act
+    const found = await readTarEntry(counted(), 'small.txt', () => {});
+
+    // Assess
+    expect(found).toBe(true);
+    expect(pulled).toBe((await stat(archive)).size);
+    expect(pulled).toBeGreaterThanOrEqual(10_240);
   });
 });
