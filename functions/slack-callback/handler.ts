@@ -1,7 +1,8 @@
 import type { LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
 import { aws, type SlackCallbackDeps } from '../../src/compose/aws.ts';
 import { handleSlackInteraction, type SlackOutcome } from '../../src/cores/slack-callback.ts';
-import { lambdaHandler, logger } from '../../src/lambda.ts';
+import { lambdaHandler, logger, metrics } from '../../src/lambda.ts';
+import { MetricUnit } from '../../src/observability.ts';
 
 /** What to log of an outcome: never the record (it holds the task token). */
 function describeOutcome(outcome: SlackOutcome): Record<string, unknown> {
@@ -38,6 +39,11 @@ export function slackCallbackHandler(deps: () => SlackCallbackDeps, options: { s
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([followUp, new Promise<void>((resolve) => (timer = setTimeout(resolve, left)))]);
         clearTimeout(timer);
+      }
+      // How long the approval waited for this click (requested → decided).
+      if (outcome.kind === 'decided' && outcome.record.decision) {
+        const waited = Date.parse(outcome.record.decision.at) - Date.parse(outcome.record.createdAt);
+        if (Number.isFinite(waited)) metrics.addMetric('ApprovalWait', MetricUnit.Seconds, Math.max(0, waited) / 1000);
       }
       if (outcome.kind === 'unauthenticated' || outcome.kind === 'malformed')
         logger.warn('slack request refused', describeOutcome(outcome));

@@ -12,6 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { CloudWatchAlarmMonitor } from '../adapters/aws/alarms.ts';
 import { DynamoBuildCache } from '../adapters/aws/build-cache.ts';
 import { SfnTaskCallbacks } from '../adapters/aws/callbacks.ts';
+import {
+  cloudWatchClient,
+  documentClient,
+  ec2Client,
+  imageBuilderClient,
+  lambdaClient,
+  s3Client,
+  sfnClient,
+} from '../adapters/aws/clients.ts';
 import { fromEnv, recipesDir } from '../adapters/aws/config.ts';
 import { DynamoApprovalStore, DynamoLedger } from '../adapters/aws/dynamo.ts';
 import { LambdaFunctionRegistry } from '../adapters/aws/functions.ts';
@@ -23,6 +32,7 @@ import { AwsPatchResolver } from '../adapters/aws/patches.ts';
 import { S3ArtefactStore, S3SourceReader } from '../adapters/aws/s3.ts';
 import { SlackNotifier, signingSecretFrom } from '../adapters/aws/slack.ts';
 import { S3SourceCatalog, SfnBakeStarter } from '../adapters/aws/triggers.ts';
+import { tracer } from '../observability.ts';
 import type { RecipeCatalog } from '../ports/sources.ts';
 import { DirectoryRecipeCatalog } from '../recipes/recipe.ts';
 import type { TaskName } from '../tasks.ts';
@@ -113,10 +123,24 @@ export function buildImageEventDeps(env: NodeJS.ProcessEnv = process.env): Image
   };
 }
 
-/** `build` on first call, the same value after: one composition per Lambda container. */
+/**
+ * X-Ray subsegments for every call of the shared SDK clients (the adapters' defaults),
+ * added once per container; Tracer leaves the clients untouched outside Lambda.
+ */
+let traced = false;
+export function traceSdkClients(): void {
+  if (traced) return;
+  traced = true;
+  for (const client of [lambdaClient, s3Client, sfnClient, imageBuilderClient, cloudWatchClient, ec2Client, documentClient]) {
+    tracer.captureAWSv3Client(client);
+  }
+}
+
+/** `build` on first call, the same value after: one composition per Lambda container, its SDK clients traced. */
 function once<T>(build: () => T): () => T {
   let built: T | undefined;
   return () => {
+    traceSdkClients();
     built ??= build();
     return built;
   };

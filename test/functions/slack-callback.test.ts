@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { handler, slackCallbackHandler } from '../../functions/slack-callback/handler.ts';
 import { buildSlackCallbackDeps } from '../../src/compose/aws.ts';
 import { DEFAULT_ANSWER_WITHIN_MS } from '../../src/cores/slack-callback.ts';
-import { logger } from '../../src/lambda.ts';
+import { logger, metrics } from '../../src/lambda.ts';
 import type { ApprovalDecision } from '../../src/ports/approval.ts';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
@@ -141,12 +141,16 @@ describe('slackCallback handler', () => {
     dynamo.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: { ':d': ApprovalDecision } }) => ({
       Attributes: { ...ITEM, decision: input.ExpressionAttributeValues[':d'] },
     }));
+    const addMetric = vi.spyOn(metrics, 'addMetric');
 
     // Act
     const response = await handler(urlEvent(click(APPROVER)), context);
 
     // Assess
     expect(response).toMatchObject({ statusCode: 200 });
+    // The approval was requested at the record's createdAt; it waited until now for the click.
+    const waited = (Date.now() - Date.parse(ITEM.createdAt)) / 1000;
+    expect(addMetric).toHaveBeenCalledWith('ApprovalWait', 'Seconds', expect.closeTo(waited, -1));
     expect(ssm).toHaveReceivedCommandWith(GetParameterCommand, { Name: SECRET_PARAM, WithDecryption: true });
     expect(dynamo).toHaveReceivedCommandWith(UpdateCommand, {
       TableName: 'bakery-table',
