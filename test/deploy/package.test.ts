@@ -779,23 +779,6 @@ const LAMBDA_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
  */
 const TASK_ACTIONS: Partial<Record<TaskName, string[]>> = {
   resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 'dynamodb:Query', 'imagebuilder:GetImage'],
-  buildImage: [
-    'dynamodb:GetItem',
-    's3:GetObject',
-    'states:SendTaskSuccess',
-    'imagebuilder:GetImagePipeline',
-    'imagebuilder:GetImageRecipe',
-    'imagebuilder:CreateImageRecipe',
-    'imagebuilder:GetComponent',
-    'imagebuilder:GetImage',
-    'dynamodb:UpdateItem',
-    'imagebuilder:CreateDistributionConfiguration',
-    'imagebuilder:GetDistributionConfiguration',
-    'imagebuilder:GetInfrastructureConfiguration',
-    'imagebuilder:CreateImage',
-    'imagebuilder:TagResource',
-    'dynamodb:PutItem',
-  ],
   publishLayer: ['lambda:PublishLayerVersion', 'lambda:GetLayerVersion', 'lambda:ListLayerVersions', 's3:GetObject', 's3:PutObject'],
 };
 

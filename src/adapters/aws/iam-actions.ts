@@ -41,6 +41,8 @@ export interface SentCommand {
   input: Record<string, unknown>;
   /** For task-token callbacks: the state machine of the execution the token belongs to. */
   stateMachineArn?: string;
+  /** The tags the resource acted on carries (IAM evaluates them as aws:ResourceTag/<key>). */
+  resourceTags?: Record<string, string>;
 }
 
 type Input = Record<string, unknown>;
@@ -278,14 +280,26 @@ const IMAGEBUILDER: Record<string, Mapper> = {
   DeleteImageRecipeCommand: (i) => [{ action: 'imagebuilder:DeleteImageRecipe', resource: str(i.imageRecipeArn, 'imageRecipeArn') }],
 };
 
-/** EC2 resources are evaluated with their tags; the caller passes what the resource carries. */
+/** The tags of the resource acted on, as IAM's condition keys. */
+const resourceTags = (sent: SentCommand): Record<string, string> =>
+  Object.fromEntries(Object.entries(sent.resourceTags ?? {}).map(([k, v]) => [`aws:ResourceTag/${k}`, v]));
+
+/** EC2 resources are evaluated with their tags (the recorder passes what the resource carries). */
 const EC2: Record<string, Mapper> = {
   DescribeImagesCommand: () => [{ action: 'ec2:DescribeImages', resource: '*' }],
-  DeregisterImageCommand: (i, s) => [
-    { action: 'ec2:DeregisterImage', resource: `arn:${s.partition}:ec2:${s.region}::image/${str(i.ImageId, 'ImageId')}` },
+  DeregisterImageCommand: (i, s, sent) => [
+    {
+      action: 'ec2:DeregisterImage',
+      resource: `arn:${s.partition}:ec2:${s.region}::image/${str(i.ImageId, 'ImageId')}`,
+      context: resourceTags(sent),
+    },
   ],
-  DeleteSnapshotCommand: (i, s) => [
-    { action: 'ec2:DeleteSnapshot', resource: `arn:${s.partition}:ec2:${s.region}::snapshot/${str(i.SnapshotId, 'SnapshotId')}` },
+  DeleteSnapshotCommand: (i, s, sent) => [
+    {
+      action: 'ec2:DeleteSnapshot',
+      resource: `arn:${s.partition}:ec2:${s.region}::snapshot/${str(i.SnapshotId, 'SnapshotId')}`,
+      context: resourceTags(sent),
+    },
   ],
 };
 
