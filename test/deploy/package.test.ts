@@ -779,7 +779,6 @@ const LAMBDA_LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
  */
 const TASK_ACTIONS: Partial<Record<TaskName, string[]>> = {
   resolveBake: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 'dynamodb:Query', 'imagebuilder:GetImage'],
-  publishLayer: ['lambda:PublishLayerVersion', 'lambda:GetLayerVersion', 'lambda:ListLayerVersions', 's3:GetObject', 's3:PutObject'],
 };
 
 /**

@@ -4,7 +4,10 @@
  * (run). Success paths must succeed; failure paths (fails: true) must fail, and the calls
  * made until they do are recorded like any other.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { buildCacheKey } from '../../src/adapters/aws/build-cache.ts';
 import { approvalKey, bakeApprovalKey, LEDGER_PK } from '../../src/adapters/aws/dynamo.ts';
 import { imageBuildTokenKey } from '../../src/adapters/aws/image-builder.ts';
@@ -17,7 +20,9 @@ import { handleSlackInteraction } from '../../src/cores/slack-callback.ts';
 import { scheduledRebake, startS3Bake } from '../../src/cores/trigger.ts';
 import { validationReportKey } from '../../src/cores/validate.ts';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
+import type { BuiltImage, ResolvedBake } from '../../src/state.ts';
 import { TASKS } from '../../src/tasks.ts';
+import { zipTree } from '../../src/zip/deterministic.ts';
 import { approvalRecord, TASK_TOKEN } from '../adapters/aws/fixtures.ts';
 import {
   builtImage,
@@ -29,6 +34,46 @@ import {
   resolvedFunction,
 } from '../helpers/fixtures.ts';
 import { BUCKET, type FakeAccount, IMAGE_ARN_PREFIX, LAYER_PREFIX, SOURCE_BUCKET, sha256 } from './fake-account.ts';
+
+/** The runtime the current scenario's build uploaded (set by stageRuntime). */
+let runtime: { image: BuiltImage; treeDir: string } | undefined;
+
+/**
+ * A built runtime in the artefacts bucket, as a build's test phase uploads it: a small tree,
+ * or one whose zip is over the direct-upload limit (incompressible bytes). Random content,
+ * so no earlier run's unpacked tree in the OS tmpdir stands in for the download.
+ */
+async function stageRuntime(aws: FakeAccount, size: 'small' | 'big'): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-iam-runtime-'));
+  try {
+    const tree = path.join(work, 'tree');
+    await mkdir(path.join(tree, 'bin'), { recursive: true });
+    await writeFile(path.join(tree, 'bootstrap'), '#!/bin/sh\nexec /opt/bin/node /opt/runtime/index.mjs\n', { mode: 0o755 });
+    await writeFile(path.join(tree, 'bin', 'node'), randomBytes(size === 'big' ? DIRECT_UPLOAD_MAX_BYTES + 1024 * 1024 : 4096), {
+      mode: 0o755,
+    });
+    const zip = await zipTree(tree, path.join(work, 'runtime.zip'));
+    const key = `builds/images/ami-0000000000000000${size === 'big' ? 'b' : 'a'}/runtime.zip`;
+    aws.putObject(key, await readFile(zip.file));
+    const image = builtImage(`s3://${BUCKET}/${key}`);
+    image.runtime = { uri: `s3://${BUCKET}/${key}`, sha256Hex: zip.sha256Hex, size: zip.size };
+    runtime = { image, treeDir: path.join(os.tmpdir(), 'bakery-trees', zip.sha256Hex) };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Run with the staged runtime, and remove its unpacked tree after. */
+async function withRuntime<T>(run: (image: BuiltImage) => Promise<T>): Promise<T> {
+  const staged = runtime;
+  if (!staged) throw new Error('no runtime staged');
+  try {
+    return await run(staged.image);
+  } finally {
+    await rm(staged.treeDir, { recursive: true, force: true });
+    runtime = undefined;
+  }
+}
 
 export interface Scenario {
   fn: string;
@@ -57,8 +102,8 @@ const CODE = Buffer.from('code zip');
 /** Just over the direct-upload limit: Lambda gets it from S3. */
 const BIG_CODE = Buffer.alloc(DIRECT_UPLOAD_MAX_BYTES + 1, 1);
 
-const bake = (options: { layers?: string[]; code?: Buffer } = {}) =>
-  resolvedBake({
+const bake = (options: { layers?: string[]; code?: Buffer } = {}): ResolvedBake => {
+  const b = resolvedBake({
     bakeId: BAKE_ID,
     functions: [
       functionSpec(
@@ -69,6 +114,9 @@ const bake = (options: { layers?: string[]; code?: Buffer } = {}) =>
     ],
     resolved: [resolvedFunction(FN, { code: staged(options.code ?? CODE).ref })],
   });
+  // Layers too are named with the managed prefix.
+  return { ...b, spec: { ...b.spec, layer: { ...b.spec.layer, name: LAYER_NAME } } };
+};
 const layer = () => publishedLayer({ name: LAYER_NAME, arn: LAYER_ARN, version: 3 });
 const versions = () => publishedVersions([FN, '8']);
 
@@ -194,6 +242,30 @@ export const scenarios: Scenario[] = [
       });
     },
     run: ({ deps }) => TASKS.buildImage({ bake: bake(), taskToken: TASK_TOKEN }, deps),
+  },
+
+  // ------------------------------------------------------------ PublishLayer
+  {
+    fn: 'publishLayer',
+    name: 'a new runtime: zipped, published inline, its zip facts recorded',
+    prepare: (aws) => stageRuntime(aws, 'small'),
+    run: ({ deps }) => withRuntime((image) => TASKS.publishLayer({ bake: bake(), image }, deps)),
+  },
+  {
+    fn: 'publishLayer',
+    name: 'a runtime zipped before: the layer version with its CodeSha256 is found and reused',
+    prepare: (aws) => stageRuntime(aws, 'small'),
+    run: ({ deps }) =>
+      withRuntime(async (image) => {
+        await TASKS.publishLayer({ bake: bake(), image }, deps);
+        return TASKS.publishLayer({ bake: bake(), image }, deps);
+      }),
+  },
+  {
+    fn: 'publishLayer',
+    name: 'a layer zip over the direct-upload limit: staged in S3, published from there',
+    prepare: (aws) => stageRuntime(aws, 'big'),
+    run: ({ deps }) => withRuntime((image) => TASKS.publishLayer({ bake: bake(), image }, deps)),
   },
 
   // ------------------------------------------------------------ PublishVersion
