@@ -440,7 +440,8 @@ describe('the template against the CloudFormation resource schemas', () => {
     expect(
       schemaProblems(
         mutated((t) => {
-          delete (t.Resources.BakeryTable?.Properties as JsonObject).KeySchema;
+          const table = t.Resources.BakeryTable?.Properties ?? {};
+          delete table.KeySchema;
         }),
       ),
     ).toEqual(['BakeryTable.KeySchema: required, missing']);

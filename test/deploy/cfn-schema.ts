@@ -70,7 +70,7 @@ function checkValue(value: Json, type: PropertyType, where: string, problems: st
       return;
     case 'array':
       if (!Array.isArray(value)) problems.push(`${where}: expected a list, got ${JSON.stringify(value)}`);
-      else value.forEach((item, i) => checkValue(item, type.element, `${where}[${i}]`, problems));
+      else for (const [i, item] of value.entries()) checkValue(item, type.element, `${where}[${i}]`, problems);
       return;
     case 'map':
       if (!isObject(value)) problems.push(`${where}: expected a map`);
@@ -115,7 +115,7 @@ function checkProperties(value: JsonObject, properties: TypeDefinition['properti
 
 /** Every Fn::GetAtt anywhere under `node`, as [logical id, attribute]. */
 function getAtts(node: Json, out: Array<[string, string, string]> = [], where = ''): Array<[string, string, string]> {
-  if (Array.isArray(node)) node.forEach((n, i) => getAtts(n, out, `${where}[${i}]`));
+  if (Array.isArray(node)) for (const [i, n] of node.entries()) getAtts(n, out, `${where}[${i}]`);
   else if (isObject(node)) {
     const att = node['Fn::GetAtt'];
     if (Array.isArray(att)) out.push([String(att[0]), String(att[1]), where]);
