@@ -1,8 +1,8 @@
 /**
- * `npm run bench`: zipTree against `zip -X -r` on a real runtime tree (the Node.js binary
- * the demo bakes, plus the node22 runtime files), in the same run, and the end-to-end
- * demo bake, cold and with unchanged inputs. Prints figures only: timing on a shared
- * machine is noisy, so nothing here asserts.
+ * zipTree against `zip -X -r` on a real runtime tree (the Node.js binary the demo bakes,
+ * plus the node22 runtime files), in the same run, and the end-to-end demo bake, cold and
+ * with unchanged inputs. `npm run bench` (bench/run.ts) runs it with --no-demo for its zip
+ * figures. Prints figures only: timing on a shared machine is noisy, so nothing asserts.
  *
  *   node bench/zip.ts [--json] [--runs N] [--no-demo]
  */
