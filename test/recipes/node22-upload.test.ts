@@ -2,7 +2,9 @@
  * The upload the node22 document's test phase makes in AWS, run here with stand-ins for
  * the two things only an Image Builder test instance has: the instance metadata service
  * (`curl`) and the AWS CLI (`aws`). Everything else is the real document and the real
- * tools: the tree is built, zipped by the same script, and its SHA-256 computed.
+ * tools: the tree is built, zipped by the same script, and its SHA-256 computed. The
+ * node binary is a stand-in that runs the project's Node 22 (test/helpers/fixture-runtime.ts):
+ * what is tested is the upload, not the 120 MB binary.
  */
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import { loadRecipe, resolveLocalSources } from '../../src/recipes/recipe.ts';
 import { runDocument, type StepEvent } from '../../src/recipes/toe.ts';
 import { unzipTo } from '../../src/zip/deterministic.ts';
 import { tempDir } from '../adapters/aws/fixtures.ts';
+import { standInNodeBinary } from '../helpers/fixture-runtime.ts';
 
 const AMI = 'ami-0a1b2c3d4e5f67890';
 const DOCUMENT = path.join(PROJECT_ROOT, 'layers/node22/components/node22-runtime.yml');
@@ -50,6 +53,7 @@ describe('the node22 test phase in AWS', () => {
   let events: StepEvent[];
   let layerRoot: string;
   let record: string;
+  let node: { NodeSource: string; NodeSha256: string };
 
   beforeAll(async () => {
     work = await tempDir('bakery-node22-upload-');
@@ -62,6 +66,7 @@ describe('the node22 test phase in AWS', () => {
     await writeFile(path.join(bin, 'aws'), fakeAws(record));
     await chmod(path.join(bin, 'curl'), 0o755);
     await chmod(path.join(bin, 'aws'), 0o755);
+    node = await standInNodeBinary(work.dir);
 
     const recipe = await loadRecipe(path.join(PROJECT_ROOT, 'layers/node22'));
     events = [];
@@ -70,6 +75,7 @@ describe('the node22 test phase in AWS', () => {
       {
         ...recipe.parameters,
         ...resolveLocalSources(recipe, PROJECT_ROOT),
+        ...node,
         LayerRoot: layerRoot,
         WorkDir: path.join(work.dir, 'work'),
         RuntimeUpload: `s3://bakery-dev-artefacts/${RUNTIME_PREFIX}`,
@@ -127,6 +133,7 @@ describe('the node22 test phase in AWS', () => {
       {
         ...recipe.parameters,
         ...resolveLocalSources(recipe, PROJECT_ROOT),
+        ...node,
         LayerRoot: layerRoot,
         WorkDir: path.join(work.dir, 'work2'),
         RuntimeUpload: '/tmp/somewhere',
