@@ -19,6 +19,7 @@ import { manifestKey } from '../../src/cores/record.ts';
 import { handleSlackInteraction } from '../../src/cores/slack-callback.ts';
 import { scheduledRebake, startS3Bake } from '../../src/cores/trigger.ts';
 import { validationReportKey } from '../../src/cores/validate.ts';
+import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../src/ports/notifier.ts';
 import type { BuiltImage, ResolvedBake } from '../../src/state.ts';
 import { TASKS } from '../../src/tasks.ts';
@@ -72,6 +73,26 @@ async function withRuntime<T>(run: (image: BuiltImage) => Promise<T>): Promise<T
   } finally {
     await rm(staged.treeDir, { recursive: true, force: true });
     runtime = undefined;
+  }
+}
+
+/** The bake archive of examples/hello with managed names, uploaded under bakes/ in the source bucket. */
+async function stageSource(aws: FakeAccount): Promise<void> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-iam-source-'));
+  try {
+    const spec = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'examples', 'hello', 'bake.json'), 'utf8'));
+    spec.functions[0].name = FN;
+    spec.layer.name = LAYER_NAME;
+    await mkdir(path.join(work, 'tree', 'src'), { recursive: true });
+    await writeFile(path.join(work, 'tree', 'bake.json'), JSON.stringify(spec));
+    await writeFile(
+      path.join(work, 'tree', 'src', 'index.mjs'),
+      await readFile(path.join(PROJECT_ROOT, 'examples', 'hello', 'src', 'index.mjs')),
+    );
+    const zip = await zipTree(path.join(work, 'tree'), path.join(work, 'hello.zip'));
+    aws.putObject('bakes/hello.zip', await readFile(zip.file), SOURCE_BUCKET);
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
 }
 
@@ -203,6 +224,39 @@ const waitingApproval = (aws: FakeAccount) => {
 };
 
 export const scenarios: Scenario[] = [
+  // ------------------------------------------------------------ ResolveBake
+  {
+    fn: 'resolveBake',
+    name: 'an upload (a version of the source object): the spec read, the code staged, the base image resolved',
+    prepare: (aws) => stageSource(aws),
+    run: ({ deps }) =>
+      TASKS.resolveBake(
+        {
+          source: { type: 's3', bucket: SOURCE_BUCKET, key: 'bakes/hello.zip', versionId: 'v1' },
+          trigger: { type: 's3', bucket: SOURCE_BUCKET, key: 'bakes/hello.zip', versionId: 'v1' },
+        },
+        deps,
+      ),
+  },
+  {
+    fn: 'resolveBake',
+    name: 'the scheduled rebuild of an unversioned source: compared with the release live now',
+    prepare: async (aws) => {
+      await stageSource(aws);
+      released(aws);
+    },
+    run: ({ deps }) =>
+      TASKS.resolveBake(
+        {
+          source: { type: 's3', bucket: SOURCE_BUCKET, key: 'bakes/hello.zip', versionId: null },
+          trigger: { type: 'schedule', scheduleArn: null },
+        },
+        deps,
+      ),
+    // nodejs.org's index names no newer Node.js 22 than the pinned one: nothing to download.
+    fetch: async () => json([{ version: 'v22.23.3', files: ['linux-x64', 'linux-arm64'] }]),
+  },
+
   // ------------------------------------------------------------ BuildImage
   {
     fn: 'buildImage',

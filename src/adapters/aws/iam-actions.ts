@@ -224,7 +224,9 @@ const tagging = (i: Input, resource: string): IamRequest[] =>
 const IMAGEBUILDER: Record<string, Mapper> = {
   GetImagePipelineCommand: (i) => [{ action: 'imagebuilder:GetImagePipeline', resource: str(i.imagePipelineArn, 'imagePipelineArn') }],
   GetImageRecipeCommand: (i) => [{ action: 'imagebuilder:GetImageRecipe', resource: str(i.imageRecipeArn, 'imageRecipeArn') }],
-  GetImageCommand: (i) => [{ action: 'imagebuilder:GetImage', resource: str(i.imageBuildVersionArn, 'imageBuildVersionArn') }],
+  GetImageCommand: (i) => [
+    { action: 'imagebuilder:GetImage', resource: imageBuildVersion(str(i.imageBuildVersionArn, 'imageBuildVersionArn')) },
+  ],
   // The recipe reads its components and its parent image when it is created.
   CreateImageRecipeCommand: (i, s) => {
     const recipe = imagebuilderArn(s, `image-recipe/${str(i.name, 'name').toLowerCase()}/${str(i.semanticVersion, 'semanticVersion')}`);
