@@ -339,7 +339,14 @@ export const scenarios: Scenario[] = [
       aws.putObject(staged(BIG_CODE).key, BIG_CODE);
       aws.addFunction(FN, [{ version: '5' }]);
     },
-    run: ({ deps }) => TASKS.publishVersion({ bake: bake({ code: BIG_CODE }), layer: layer() }, deps),
+    run: async ({ deps }) => {
+      try {
+        return await TASKS.publishVersion({ bake: bake({ code: BIG_CODE }), layer: layer() }, deps);
+      } finally {
+        // The artefact store keeps what it fetched (a Lambda's /tmp goes with it); 49 MiB should not stay here.
+        await rm(path.join(os.tmpdir(), 'bakery-artefacts', staged(BIG_CODE).ref.sha256Hex), { recursive: true, force: true });
+      }
+    },
   },
 
   // ------------------------------------------------------------ Validate
