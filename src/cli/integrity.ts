@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import type { Deps } from '../compose/deps.ts';
-import type { ReadDeps } from './program.ts';
+import type { Deps, ReadDeps } from '../compose/deps.ts';
 
 /** How many manifests `prune` keeps by default: src/cores/prune.ts DEFAULT_KEEP (test/cli/startup.test.ts keeps them equal). */
 export const DEFAULT_KEEP = 3;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { LocalHome } from '../adapters/local/home.ts';
 import type { LocalImageBuilder } from '../adapters/local/image-builder.ts';
-import type { Deps } from '../compose/deps.ts';
+import type { Deps, ReadDeps } from '../compose/deps.ts';
 import type { LocalDeps } from '../compose/local.ts';
 import { BakeInterruptedError, BakeryError, ExitError, ImageBuildFailedError, InputError, NotFoundError } from '../errors.ts';
 import type { RunOutcome, UpToDateOutcome } from '../local/runner.ts';
@@ -25,12 +25,6 @@ import { addSlackCommands } from './slack.ts';
 
 /** The project's root (bin/, layers/, statemachines/), from this file's place in src/cli/. */
 const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/**
- * The ports a read command uses (status, history, drift, verify): on the local backend
- * only the state directory's stores and registries, on AWS the deployed stack's.
- */
-export type ReadDeps = Pick<Deps, 'ledger' | 'functions' | 'layers' | 'artefacts' | 'clock'>;
 
 /** Exit codes of the `bakery` command, listed in `--help`. */
 export const ExitCodes = {
@@ -143,17 +137,7 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     if (program.opts<{ backend: 'local' | 'aws' }>().backend === 'aws') return backendDeps();
     const h = home();
     await h.ensure({ create: false });
-    const [{ LocalArtefactStore, LocalLedger }, { LocalFunctionRegistry, LocalLayerRegistry }] = await Promise.all([
-      import('../adapters/local/stores.ts'),
-      import('../adapters/local/registries.ts'),
-    ]);
-    return {
-      ledger: new LocalLedger(h),
-      functions: new LocalFunctionRegistry(h),
-      layers: new LocalLayerRegistry(h),
-      artefacts: new LocalArtefactStore(h),
-      clock: { now: () => new Date() },
-    };
+    return (await import('../compose/local-read.ts')).localReadDeps(h);
   };
   const requireLocal = (command: string) => {
     if (program.opts<{ backend: string }>().backend !== 'local') {

@@ -1,7 +1,6 @@
 import { type Command, Option } from 'commander';
-import type { Deps } from '../compose/deps.ts';
+import type { Deps, ReadDeps } from '../compose/deps.ts';
 import type { LocalDeps } from '../compose/local.ts';
-import type { ReadDeps } from './program.ts';
 
 /** What the release commands need from the program that hosts them. */
 export interface ReleaseContext {

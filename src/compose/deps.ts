@@ -62,3 +62,10 @@ export type ScheduledRebakeDeps = Pick<TriggerDeps, 'starter' | 'catalog' | 'clo
 
 /** driftCheck: the scheduled comparison of what is live with the release manifests. */
 export type DriftCheckDeps = Pick<Deps, 'ledger' | 'functions' | 'artefacts' | 'notifier' | 'clock' | 'layers'>;
+
+/**
+ * The ports a read command uses (status, history, drift, verify): on the local backend
+ * only the state directory's stores and registries (src/compose/local-read.ts), on AWS
+ * the deployed stack's.
+ */
+export type ReadDeps = Pick<Deps, 'ledger' | 'functions' | 'layers' | 'artefacts' | 'clock'>;
