@@ -258,8 +258,16 @@ describe('prune on the local backend', () => {
     });
     let found: unknown = 'not yet';
 
-    // Act
-    const holding = backend.deps.layers.withPublishLock(LAYER, () => held);
+    // Act: the lookup starts only once the holder is inside the lock.
+    let entered: () => void = () => {};
+    const inside = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const holding = backend.deps.layers.withPublishLock(LAYER, () => {
+      entered();
+      return held;
+    });
+    await inside;
     const lookup = backend.deps.layers.findByCodeSha256(LAYER, layer.codeSha256).then((l) => {
       found = l?.version;
     });
