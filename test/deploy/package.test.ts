@@ -216,7 +216,8 @@ describe('function zips', () => {
     }
   });
 
-  it('load as ES modules on Node and export a handler, with the AWS SDK left to the runtime', async () => {
+  // Sixteen Node processes each importing a bundle with the AWS SDK: slow on a loaded 2-core machine, so a longer bound.
+  it('load as ES modules on Node and export a handler, with the AWS SDK left to the runtime', { timeout: 90_000 }, async () => {
     const results = await Promise.all(
       FUNCTION_KEYS.map(async (key) => {
         const entry = path.join(unzipped.get(key) as string, 'functions', kebab(key), 'handler.mjs');
