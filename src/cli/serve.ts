@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import type { LocalSlackSettings } from '../adapters/local/slack.ts';
+import type { LocalSlackSettings } from '../adapters/local/slack-settings.ts';
 import type { LocalDeps } from '../compose/local.ts';
 import { InputError } from '../errors.ts';
 import { parsePort, untilSignal } from './long-running.ts';
@@ -48,7 +48,7 @@ export function addServeCommands(program: Command, ctx: ServeCommandContext): vo
         schedule: deployedSchedules(ctx.projectRoot),
         ...(settings.signingSecret
           ? {
-              slack: (await import('../compose/local.ts')).localSlackCallbackDeps(
+              slack: (await import('../compose/local-slack.ts')).localSlackCallbackDeps(
                 deps,
                 { ...settings, signingSecret: settings.signingSecret },
                 ctx.line,

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import type { LocalSlackSettings } from '../adapters/local/slack.ts';
+import type { LocalSlackSettings } from '../adapters/local/slack-settings.ts';
 import type { LocalDeps } from '../compose/local.ts';
 import type { SlackOutcome } from '../cores/slack-callback.ts';
 import { InputError } from '../errors.ts';
@@ -41,8 +41,8 @@ export function addSlackCommands(program: Command, ctx: SlackCommandContext): vo
       ctx.requireLocal('callback-server');
       const settings = await ctx.settings();
       const [{ LOCAL_ENV_FILE }, { localSlackCallbackDeps }, { startCallbackServer }] = await Promise.all([
-        import('../adapters/local/slack.ts'),
-        import('../compose/local.ts'),
+        import('../adapters/local/slack-settings.ts'),
+        import('../compose/local-slack.ts'),
         import('../local/callback-server.ts'),
       ]);
       const { signingSecret } = settings;

@@ -10,10 +10,11 @@ import { LocalAlarms } from '../adapters/local/alarms.ts';
 import type { LocalHome } from '../adapters/local/home.ts';
 import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { LocalInvoker } from '../adapters/local/invoker.ts';
+import { LazyNotifier } from '../adapters/local/lazy-notifier.ts';
 import { TerminalNotifier } from '../adapters/local/notifier.ts';
 import { InstalledNodePatchResolver } from '../adapters/local/patches.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry } from '../adapters/local/registries.ts';
-import { type LocalSlackSettings, localReplies, localSlackNotifier, TerminalAndSlackNotifier } from '../adapters/local/slack.ts';
+import type { LocalSlackSettings } from '../adapters/local/slack-settings.ts';
 import { LocalSourceReader } from '../adapters/local/sources.ts';
 import { LocalApprovalStore, LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from '../adapters/local/stores.ts';
 import type { PreCheckDeps } from '../cores/precheck.ts';
@@ -57,7 +58,7 @@ export function createLocalDeps(options: {
   const functions = new LocalFunctionRegistry(home, lockNotices);
   const write = options.write ?? (() => {});
   const waitingHint = { waitingHint: options.waitingHint ?? true };
-  const slack = options.slack ? localSlackNotifier(options.slack) : undefined;
+  const slack = options.slack?.botToken && options.slack.channel ? options.slack : undefined;
   return {
     home,
     sources: new LocalSourceReader(),
@@ -68,7 +69,14 @@ export function createLocalDeps(options: {
     functions,
     invoker: new LocalInvoker(functions, layers),
     approvals: new LocalApprovalStore(home),
-    notifier: slack ? new TerminalAndSlackNotifier(write, slack, waitingHint) : new TerminalNotifier(write, waitingHint),
+    // With Slack configured, the Slack client loads when there is first something to post.
+    notifier: slack
+      ? new LazyNotifier(async () => {
+          const { localSlackNotifier, TerminalAndSlackNotifier } = await import('../adapters/local/slack.ts');
+          const client = localSlackNotifier(slack);
+          return client ? new TerminalAndSlackNotifier(write, client, waitingHint) : new TerminalNotifier(write, waitingHint);
+        })
+      : new TerminalNotifier(write, waitingHint),
     callbacks,
     ledger: new LocalLedger(home),
     alarms: new LocalAlarms(home),
@@ -100,25 +108,4 @@ export function localImageBuilder(
     projectRoot: options.projectRoot,
     ...(options.onStep ? { onStep: options.onStep } : {}),
   });
-}
-
-/**
- * The slackCallback function key on the local backend (`bakery callback-server`, `bakery
- * serve`): the approvals, callbacks and notifier of a local composition, replies to the
- * clicker through Slack when a bot token is set (else printed), and the signing secret.
- */
-export function localSlackCallbackDeps(
-  deps: LocalDeps,
-  settings: LocalSlackSettings & { signingSecret: string },
-  write: (line: string) => void,
-): Omit<SlackCallbackDeps, 'log'> {
-  const secret = settings.signingSecret;
-  return {
-    approvals: deps.approvals,
-    callbacks: deps.callbacks,
-    notifier: deps.notifier,
-    clock: deps.clock,
-    replies: localReplies(localSlackNotifier(settings), write),
-    signingSecret: async () => secret,
-  };
 }
