@@ -92,7 +92,7 @@ export function makeProgram(io: ProgramIO = defaultIO()) {
     const h = home();
     await h.ensure({ create });
     const [{ readLocalSlackSettings }, { createLocalDeps }, { versionsInFlight }] = await Promise.all([
-      import('../adapters/local/slack.ts'),
+      import('../adapters/local/slack-settings.ts'),
       import('../compose/local.ts'),
       import('../local/journal.ts'),
     ]);
@@ -188,10 +188,10 @@ Exit codes:
       const specFile = path.resolve(io.cwd, specArg);
       const h = home();
       await h.ensure({ create: false });
-      const [{ localPreCheckDeps, projectRecipes }, { checkBakeInput, newBakeId }, { runBake }] = await Promise.all([
+      const [{ localPreCheckDeps, projectRecipes }, { checkBakeInput, newBakeId }, { endIfUpToDate }] = await Promise.all([
         import('../compose/local.ts'),
         import('../cores/resolve.ts'),
-        import('../local/runner.ts'),
+        import('../local/up-to-date.ts'),
       ]);
       // The pre-checks read the state directory (alarms, layers, the ledger) and write nothing.
       const { spec } = await checkBakeInput(specFile, projectRecipes(PROJECT_ROOT), specArg, {
@@ -208,22 +208,29 @@ Exit codes:
       });
       const bakeId = newBakeId(spec.name, new Date(), d.ids.random());
       line(`bake ${bakeId}: ${specArg} on the local backend (${d.home.root})`);
-      const outcome = await runBake(
-        {
-          bakeId,
-          source: { type: 'file', path: specFile },
-          trigger: { type: 'cli', user: whoami(io.env) },
-          options: { rebuild: opts.rebuild ?? false, ...(opts.force ? { force: true } : {}) },
-        },
-        {
-          deps: d,
-          approve: opts.approve ? 'auto' : 'wait',
-          approver: opts.approver,
-          onEvent: renderTo(line),
-          spec: specArg,
-          ...testPause(),
-        },
-      );
+      const request = {
+        bakeId,
+        source: { type: 'file' as const, path: specFile },
+        trigger: { type: 'cli' as const, user: whoami(io.env) },
+        options: { rebuild: opts.rebuild ?? false, ...(opts.force ? { force: true } : {}) },
+      };
+      // Up to date: ResolveBake's own decision ends it here, without loading the state machine.
+      const unchanged = io.env.BAKERY_TEST_PAUSE_AT
+        ? null
+        : await endIfUpToDate(request, { deps: d, spec: specArg, onEvent: renderTo(line) });
+      if (unchanged) {
+        report(unchanged, bakeId);
+        return;
+      }
+      const { runBake } = await import('../local/runner.ts');
+      const outcome = await runBake(request, {
+        deps: d,
+        approve: opts.approve ? 'auto' : 'wait',
+        approver: opts.approver,
+        onEvent: renderTo(line),
+        spec: specArg,
+        ...testPause(),
+      });
       report(outcome, bakeId);
     });
 
@@ -434,14 +441,14 @@ Exit codes:
   addSlackCommands(program, {
     line,
     requireLocal,
-    settings: async () => (await import('../adapters/local/slack.ts')).readLocalSlackSettings(io.env, io.cwd),
+    settings: async () => (await import('../adapters/local/slack-settings.ts')).readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ create: false }),
   });
 
   addServeCommands(program, {
     line,
     requireLocal,
-    settings: async () => (await import('../adapters/local/slack.ts')).readLocalSlackSettings(io.env, io.cwd),
+    settings: async () => (await import('../adapters/local/slack-settings.ts')).readLocalSlackSettings(io.env, io.cwd),
     localDeps: () => deps({ waitingHint: false }),
     user: whoami(io.env),
     projectRoot: PROJECT_ROOT,

@@ -96,6 +96,24 @@ export interface PatchDeps {
  * Otherwise each function's code is zipped and staged.
  */
 export async function resolveBakeTask(request: BakeRequest, deps: ResolveDeps & PatchDeps): Promise<ResolvedBake> {
+  const decided = await decide(request, deps);
+  if (decided.upToDate) return decided.upToDate;
+  const { inspected, keyed, input } = decided;
+  const code = await stageCode(inspected, deps);
+  return { ...keyed(resolvedFunctions(inspected, (i) => code[i] as ResolvedFunction['code'], input)), upToDate: false, upToDateWith: [] };
+}
+
+/**
+ * ResolveBake's decision alone: the resolved bake when it is up to date (exactly what
+ * ResolveBake returns for it), else null, having staged nothing. `bakery bake` asks first
+ * and ends an up-to-date bake without starting the state machine; any other bake runs it,
+ * and its ResolveBake decides again.
+ */
+export async function upToDateBake(request: BakeRequest, deps: ResolveDeps & PatchDeps): Promise<ResolvedBake | null> {
+  return (await decide(request, deps)).upToDate;
+}
+
+async function decide(request: BakeRequest, deps: ResolveDeps & PatchDeps) {
   const inspected = await inspectBake(request, deps);
   const schedule = request.trigger.type === 'schedule';
   const { recipe, patched } = await applyPatches(inspected.recipe, schedule, deps.patches);
@@ -119,14 +137,12 @@ export async function resolveBakeTask(request: BakeRequest, deps: ResolveDeps & 
         deps,
       );
   const keyed = (functions: ResolvedFunction[]) => ({ ...stagedBake(request, inspected, functions), recipe, bakeKey: key, patched });
-  if (equal) {
-    const live = equal.functions;
-    return {
-      ...keyed(resolvedFunctions(inspected, (i) => live[i]?.code as ResolvedFunction['code'], input)),
-      upToDate: true,
-      upToDateWith: equal.bakeIds,
-    };
-  }
-  const code = await stageCode(inspected, deps);
-  return { ...keyed(resolvedFunctions(inspected, (i) => code[i] as ResolvedFunction['code'], input)), upToDate: false, upToDateWith: [] };
+  const upToDate: ResolvedBake | null = equal
+    ? {
+        ...keyed(resolvedFunctions(inspected, (i) => equal.functions[i]?.code as ResolvedFunction['code'], input)),
+        upToDate: true,
+        upToDateWith: equal.bakeIds,
+      }
+    : null;
+  return { inspected, keyed, input, upToDate };
 }

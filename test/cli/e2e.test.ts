@@ -15,13 +15,20 @@ interface Result {
   stderr: string;
 }
 
-function bakery(args: string[], home: string, extraEnv: Record<string, string> = {}): Promise<Result> {
+const IMPORT_HOOK = path.join(PROJECT_ROOT, 'test', 'helpers', 'record-imports.mjs');
+
+function bakery(args: string[], home: string, extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Result> {
   const env: NodeJS.ProcessEnv = { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester', ...extraEnv };
   for (const name of ['ARTEFACTS_BUCKET', 'TABLE_NAME', 'BAKERY_BACKEND']) if (!(name in extraEnv)) delete env[name];
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: PROJECT_ROOT, env, maxBuffer: 10 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [...nodeArgs, BIN, ...args],
+      { cwd: PROJECT_ROOT, env, maxBuffer: 10 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -116,6 +123,19 @@ describe('bakery CLI, end to end on the example', () => {
     expect(first).toHaveLength(1);
     expect(again.stdout).toContain(`up to date: hello:live is already ${first[0]?.bakeId} (same runtime, code and configuration)`);
     expect(again.stdout).not.toContain('RequestApproval');
+    expect(JSON.parse((await bakery(['executions', '--json'], home)).stdout).executions.at(-1)).toMatchObject({
+      status: 'upToDate',
+      state: 'ResolveBake',
+    });
+  }, 120_000);
+
+  it('decides an unchanged rebake without loading the state-machine library, Slack or the AWS SDK', async () => {
+    const out = path.join(home, 'imports.txt');
+    const traced = await bakery(['bake', SPEC, '--approve'], home, { RECORD_IMPORTS_TO: out }, ['--import', IMPORT_HOOK]);
+    expect(traced.stdout).toContain('up to date: hello:live is already');
+    const modules = (await readFile(out, 'utf8')).split('\n').filter(Boolean);
+    expect(modules.some((url) => url.endsWith('/src/cores/uptodate.ts'))).toBe(true);
+    expect(modules.filter((url) => /\/node_modules\/(aws-local-stepfunctions|@slack|@aws-sdk)\//.test(url))).toEqual([]);
   }, 120_000);
 
   it('adds no layer version when the same bytes are baked again with --force', async () => {

@@ -43,15 +43,15 @@ describe('integrity checks that miss nothing the manifest records', () => {
   });
 
   it.each([
-    ['the handler', (v: Record<string, unknown>) => ({ handler: 'evil.handler' }), 'handler'],
+    ['the handler', (_v: Record<string, unknown>) => ({ handler: 'evil.handler' }), 'handler'],
     [
       'an environment variable added',
       (v: Record<string, unknown>) => ({ environment: { ...(v.environment as object), INJECTED: '1' } }),
       'environment names',
     ],
-    ['the runtime', (v: Record<string, unknown>) => ({ runtime: 'nodejs18.x' }), 'runtime'],
-    ['the memory size', (v: Record<string, unknown>) => ({ memorySize: 10240 }), 'memory size (MB)'],
-    ['the timeout', (v: Record<string, unknown>) => ({ timeout: 900 }), 'timeout (s)'],
+    ['the runtime', (_v: Record<string, unknown>) => ({ runtime: 'nodejs18.x' }), 'runtime'],
+    ['the memory size', (_v: Record<string, unknown>) => ({ memorySize: 10240 }), 'memory size (MB)'],
+    ['the timeout', (_v: Record<string, unknown>) => ({ timeout: 900 }), 'timeout (s)'],
     [
       'the layer order',
       (v: Record<string, unknown>) => ({ layers: [...(v.layers as string[]), 'arn:aws:lambda:local:000000000000:layer:x:1'] }),

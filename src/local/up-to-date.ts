@@ -1,0 +1,29 @@
+import type { LocalDeps } from '../compose/local.ts';
+import { upToDateBake } from '../cores/patch.ts';
+import { type BakeRequest, type Json, parseBakeRequest } from '../state.ts';
+import { ExecutionJournal } from './journal.ts';
+import type { RunnerEvent, UpToDateOutcome } from './runner.ts';
+
+/**
+ * `bakery bake` of a spec that is up to date, ended without starting the state machine:
+ * ResolveBake's own decision (src/cores/patch.ts `upToDateBake`, the function the
+ * state machine's IsUpToDate path follows) says so, and the execution is journaled as the
+ * runner journals one that ends there (ResolveBake entered and returned, then `upToDate`),
+ * so `bakery executions` lists it the same. A no-op then costs the decision, not the
+ * state-machine library. Null when the bake is not up to date: run the state machine.
+ */
+export async function endIfUpToDate(
+  request: BakeRequest & { bakeId: string },
+  options: { deps: LocalDeps; spec: string; onEvent?: (event: RunnerEvent) => void },
+): Promise<UpToDateOutcome | null> {
+  const started = Date.now();
+  const bake = await upToDateBake(parseBakeRequest(request), options.deps);
+  if (!bake) return null;
+  const journal = await ExecutionJournal.start(options.deps.home, request, options.spec);
+  await journal.entered('ResolveBake', request as unknown as Json);
+  await journal.completed('ResolveBake', { Payload: JSON.parse(JSON.stringify(bake)) as Json });
+  await journal.ended({ status: 'upToDate', at: new Date().toISOString() });
+  options.onEvent?.({ type: 'entered', state: 'ResolveBake', stateType: 'Task' });
+  options.onEvent?.({ type: 'succeeded', state: 'ResolveBake', durationMs: Date.now() - started, output: { bake } });
+  return { status: 'upToDate', bakeId: request.bakeId, output: { bake } };
+}
