@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,18 @@ async function ledger(home: string): Promise<Array<Record<string, unknown>>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** Every file under `dir` with its size and modification time. */
+async function listing(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const info = await stat(file);
+    out.set(path.relative(dir, file), `${info.size} ${info.mtimeMs}`);
+  }
+  return out;
+}
+
 const bakeIdOf = (stdout: string): string => {
   const match = /^bake (\S+):/m.exec(stdout);
   if (!match?.[1]) throw new Error(`no bake id in:\n${stdout}`);
@@ -117,7 +129,13 @@ describe('bakery CLI, end to end on the example', () => {
   });
 
   it('ends an unchanged rebake up to date: exit 0, nothing built, asked or recorded', async () => {
+    const before = await listing(home);
     const again = await bakery(['bake', SPEC, '--approve'], home);
+    const after = await listing(home);
+    // Only its own execution record is new; nothing else under BAKERY_HOME changed.
+    const added = [...after.keys()].filter((f) => !before.has(f));
+    expect(added).toEqual([expect.stringMatching(/^executions\/hello-[^/]+\.json$/)]);
+    expect([...before].filter(([f, stamp]) => after.get(f) !== stamp)).toEqual([]);
     expect(again.code).toBe(0);
     const first = (await ledger(home)).filter((e) => e.type === 'released');
     expect(first).toHaveLength(1);
