@@ -45,44 +45,43 @@ export interface PruneDeps {
   executions?: ExecutionRefs;
 }
 
-/** What one bake pinned: function versions and runtime layer versions. */
+type VersionRef = { name: string; version: number };
+
+/**
+ * What one bake pinned: each function's version (undefined when not a numbered one) with
+ * the layer versions it runs on (the runtime layer and its own), and every layer version.
+ */
 interface Pins {
-  functions: Array<{ name: string; version: number }>;
-  layers: Array<{ name: string; version: number }>;
+  functions: Array<{ name: string; version: number | undefined; layers: VersionRef[] }>;
+  layers: VersionRef[];
 }
 
 const LAYER_ARN = /:layer:([A-Za-z0-9_-]+):(\d+)$/;
 
-function parseLayer(arn: string): { name: string; version: number } | undefined {
+function parseLayer(arn: string): VersionRef | undefined {
   const match = LAYER_ARN.exec(arn);
   return match ? { name: match[1] as string, version: Number(match[2]) } : undefined;
 }
 
 const numbered = (version: string): number | undefined => (/^\d+$/.test(version) ? Number(version) : undefined);
 
+const parseLayers = (arns: string[]): VersionRef[] => arns.flatMap((arn) => parseLayer(arn) ?? []);
+
 function pinsOfManifest(manifest: PinManifest): Pins {
-  const layerArns = new Set([
-    ...(manifest.layer ? [manifest.layer.arn] : []),
-    ...manifest.functions.flatMap((f) => (f as { layers?: string[] }).layers ?? []),
-  ]);
-  return {
-    functions: manifest.functions.flatMap((f) => {
-      const version = numbered(f.version);
-      return version === undefined ? [] : [{ name: f.name, version }];
-    }),
-    layers: [...layerArns].flatMap((arn) => parseLayer(arn) ?? []),
-  };
+  const runtime = manifest.layer ? [manifest.layer.arn] : [];
+  const functions = manifest.functions.map((f) => ({
+    name: f.name,
+    version: numbered(f.version),
+    layers: parseLayers([...runtime, ...((f as { layers?: string[] }).layers ?? [])]),
+  }));
+  const layerArns = new Set([...runtime, ...manifest.functions.flatMap((f) => (f as { layers?: string[] }).layers ?? [])]);
+  return { functions, layers: parseLayers([...layerArns]) };
 }
 
 /** What a released ledger entry says, for a bake whose manifest cannot be read. */
 function pinsOfEntry(entry: Extract<LedgerEntry, { type: 'released' }>): Pins {
-  return {
-    functions: entry.functions.flatMap((m) => {
-      const version = numbered(m.to);
-      return version === undefined ? [] : [{ name: m.name, version }];
-    }),
-    layers: [parseLayer(entry.layer.arn) ?? []].flat(),
-  };
+  const layers = parseLayers([entry.layer.arn]);
+  return { functions: entry.functions.map((m) => ({ name: m.name, version: numbered(m.to), layers })), layers };
 }
 
 const key = (name: string, version: number) => `${name}\0${version}`;
@@ -169,37 +168,19 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
     const by = pinnedBy.get(k) ?? [];
     if (!by.includes(bakeId)) pinnedBy.set(k, [...by, bakeId]);
   };
-  const bakeIds = [...bakes.keys()];
-  const keptManifests = bakeIds.filter(inWindow);
+  const keptManifests = [...bakes.keys()].filter(inWindow);
   for (const [bakeId, entry] of bakes) {
     const manifest = await deps.artefacts.getJson<PinManifest>(manifestKey(bakeId));
-    const isKept = inWindow(bakeId);
     let pins: Pins;
     if (manifest) pins = pinsOfManifest(manifest);
     else if (entry.type === 'released') pins = pinsOfEntry(entry);
     else continue;
     all.push(pins);
-    if (!isKept) continue;
-    // What the bake pinned for each function whose window it is in: its version, the
-    // runtime layer and the function's own layers (from the ledger entry when the
-    // manifest cannot be read).
-    const pinned = manifest
-      ? manifest.functions.map((f) => ({
-          name: f.name,
-          version: f.version,
-          layers: [...(manifest.layer ? [manifest.layer.arn] : []), ...((f as { layers?: string[] }).layers ?? [])],
-        }))
-      : entry.type === 'released'
-        ? entry.functions.map((m) => ({ name: m.name, version: m.to, layers: [entry.layer.arn] }))
-        : [];
-    for (const fn of pinned) {
+    // What the bake pinned for each function whose window it is in: its version and the layers it runs on.
+    for (const fn of pins.functions) {
       if (!windows.get(fn.name)?.has(bakeId)) continue;
-      const version = numbered(fn.version);
-      if (version !== undefined) pin(`function\0${key(fn.name, version)}`, bakeId);
-      for (const arn of fn.layers) {
-        const layer = parseLayer(arn);
-        if (layer) pin(`layer\0${key(layer.name, layer.version)}`, bakeId);
-      }
+      if (fn.version !== undefined) pin(`function\0${key(fn.name, fn.version)}`, bakeId);
+      for (const layer of fn.layers) pin(`layer\0${key(layer.name, layer.version)}`, bakeId);
     }
   }
   // Rollbacks move aliases between released versions: their functions and versions are known too.
@@ -208,12 +189,15 @@ export async function prune(input: { keep: number; apply: boolean }, deps: Prune
     return r.type === 'rolledBack' && r.name ? [{ name: r.name, versions: [r.from, r.to].flatMap((v) => numbered(v ?? '') ?? []) }] : [];
   });
 
-  const functionNames = new Set([...all.flatMap((p) => p.functions.map((f) => f.name)), ...rollbacks.map((r) => r.name)]);
+  const functionNames = new Set([
+    ...all.flatMap((p) => p.functions.flatMap((f) => (f.version === undefined ? [] : [f.name]))),
+    ...rollbacks.map((r) => r.name),
+  ]);
   const layerNames = new Set(all.flatMap((p) => p.layers.map((l) => l.name)));
   const newestRecorded = new Map<string, number>();
   const record = (k: string, version: number) => newestRecorded.set(k, Math.max(newestRecorded.get(k) ?? 0, version));
   for (const pins of all) {
-    for (const f of pins.functions) record(`function\0${f.name}`, f.version);
+    for (const f of pins.functions) if (f.version !== undefined) record(`function\0${f.name}`, f.version);
     for (const l of pins.layers) record(`layer\0${l.name}`, l.version);
   }
   for (const r of rollbacks) for (const v of r.versions) record(`function\0${r.name}`, v);
