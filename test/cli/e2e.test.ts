@@ -1,42 +1,16 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SPEC_BYTES } from '../../src/cores/precheck.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-
-const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
-const SPEC = path.join(PROJECT_ROOT, 'examples', 'hello', 'bake.json');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { BIN, runBin as bakery, binEnv, type CliResult, EXAMPLE_SPEC as SPEC } from '../helpers/cli.ts';
 
 const IMPORT_HOOK = path.join(PROJECT_ROOT, 'test', 'helpers', 'record-imports.mjs');
 
-function bakery(args: string[], home: string, extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester', ...extraEnv };
-  for (const name of ['ARTEFACTS_BUCKET', 'TABLE_NAME', 'BAKERY_BACKEND']) if (!(name in extraEnv)) delete env[name];
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [...nodeArgs, BIN, ...args],
-      { cwd: PROJECT_ROOT, env, maxBuffer: 10 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-function startBake(args: string[], home: string): { child: ChildProcess; done: Promise<Result> } {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester' },
-  });
+function startBake(args: string[], home: string): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: PROJECT_ROOT, env: binEnv(home) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => {
@@ -45,7 +19,7 @@ function startBake(args: string[], home: string): { child: ChildProcess; done: P
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString();
   });
-  const done = new Promise<Result>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
   return { child, done };
 }
 
@@ -87,7 +61,7 @@ const bakeIdOf = (stdout: string): string => {
 
 describe('bakery CLI, end to end on the example', () => {
   let home: string;
-  let first: Result;
+  let first: CliResult;
 
   beforeAll(async () => {
     home = await mkdtemp(path.join(os.tmpdir(), 'bakery-e2e-'));

@@ -5,46 +5,19 @@
  * `bakery resume` records exactly that move, once. The runner-level kill matrix (every
  * state) is in test/local/journal.test.ts; this is the same promise as a user meets it.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-
-const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
-const SPEC = path.join(PROJECT_ROOT, 'examples', 'hello', 'bake.json');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const envFor = (home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { ...process.env, BAKERY_HOME: home, BAKERY_USER: 'tester', ...extra };
-  for (const name of ['ARTEFACTS_BUCKET', 'TABLE_NAME', 'BAKERY_BACKEND']) delete env[name];
-  return env;
-};
-
-function bakery(args: string[], home: string): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: PROJECT_ROOT, env: envFor(home), maxBuffer: 10 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+import { BIN, runBin as bakery, binEnv, EXAMPLE_SPEC } from '../helpers/cli.ts';
 
 /** `bakery bake` stopped at `pauseAt` (the test-only hook), then SIGKILLed; resolves with what it printed. */
 function bakeKilledAt(home: string, pauseAt: string): Promise<string> {
-  const child = spawn(process.execPath, [BIN, 'bake', SPEC, '--approve'], {
+  const child = spawn(process.execPath, [BIN, 'bake', EXAMPLE_SPEC, '--approve'], {
     cwd: PROJECT_ROOT,
-    env: envFor(home, { BAKERY_TEST_PAUSE_AT: pauseAt }),
+    env: binEnv(home, { BAKERY_TEST_PAUSE_AT: pauseAt }),
   });
   let output = '';
   return new Promise((resolve, reject) => {

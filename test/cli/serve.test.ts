@@ -4,9 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
+import { BIN } from '../helpers/cli.ts';
 import { NODE22 } from '../helpers/local-bake.ts';
-
-const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
 
 describe('bakery serve (the command)', () => {
   let dir: string | undefined;

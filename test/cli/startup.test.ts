@@ -12,11 +12,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
+import { BIN } from '../helpers/cli.ts';
 import { NODE22 } from '../helpers/local-bake.ts';
 
 const run = promisify(execFile);
 const HOOK = path.join(PROJECT_ROOT, 'test', 'helpers', 'record-imports.mjs');
-const BIN = path.join(PROJECT_ROOT, 'bin', 'bakery.mjs');
 
 /** Packages a read command must not load on the local backend. */
 const HEAVY = ['@aws-sdk/', '@smithy/', '@slack/', 'aws-local-stepfunctions', 'yazl', 'yauzl', 'asl-validator', 'yaml'];
