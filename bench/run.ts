@@ -11,12 +11,12 @@
  * - state transitions per path, counted from the events of real runs of the state machine
  *   (released at once, gradual with n steps, up to date, failed in Validate).
  */
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { run as runIn } from './child.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'hello');
@@ -36,21 +36,8 @@ const log = (line: string): void => {
   if (!args.json) process.stderr.write(`${line}\n`);
 };
 
-function run(command: string, argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; output: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, output, ms: performance.now() - start }));
-  });
-}
+/** A command run from the project root. */
+const run = (command: string, argv: string[], env: NodeJS.ProcessEnv = process.env) => runIn(command, argv, { cwd: ROOT, env });
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);

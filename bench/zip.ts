@@ -6,7 +6,6 @@
  *
  *   node bench/zip.ts [--json] [--runs N] [--no-demo]
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -18,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BLOCK_SIZE, LEVEL } from '../src/zip/deflate.ts';
 import { zipTree } from '../src/zip/deterministic.ts';
+import { run } from './child.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,25 +47,6 @@ interface DemoRun {
 
 function log(line: string): void {
   if (!args.json) process.stderr.write(`${line}\n`);
-}
-
-function run(
-  command: string,
-  argv: string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv },
-): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, output }));
-  });
 }
 
 async function sha256File(file: string): Promise<string> {
