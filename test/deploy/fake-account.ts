@@ -51,6 +51,7 @@ import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import type { SentCommand } from '../../src/adapters/aws/iam-actions.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { awsError } from '../adapters/aws/fixtures.ts';
+import { deployedRecipe } from '../helpers/fake-image-builder.ts';
 
 export const SCOPE = { partition: 'aws', region: 'eu-west-1', account: '123456789012' } as const;
 const { region, account } = SCOPE;
@@ -474,26 +475,8 @@ export class FakeAccount {
     });
 
     // ---- Image Builder (the deployed pipeline and recipe; recipe versions and images per bake key)
-    this.recipes.set(DEPLOYED_RECIPE_ARN, {
-      arn: DEPLOYED_RECIPE_ARN,
-      name: `bakery-${STAGE}-node22`,
-      version: '1.0.4242',
-      parentImage: `arn:aws:imagebuilder:${region}:aws:image/amazon-linux-2023-x86/x.x.x`,
-      components: [
-        { componentArn: `${IB}:component/bakery-${STAGE}-node22-recipe-files/1.0.11/1` },
-        {
-          componentArn: `${IB}:component/bakery-${STAGE}-node22-runtime/1.0.22/1`,
-          parameters: [
-            { name: 'NodeVersion', value: ['22.23.3'] },
-            { name: 'NodeSha256', value: ['fde6a4bf8d0562f7751d1a2d6cb9b417c4cfe107bbcb0aa3e9a24e125e348f48'] },
-            { name: 'NodeSource', value: ['https://nodejs.org/dist/v22.23.3/node-v22.23.3-linux-x64.tar.xz'] },
-            { name: 'RuntimeFiles', value: ['/opt/bakery/runtime-files'] },
-            { name: 'RuntimeUpload', value: [`s3://${BUCKET}/builds/images/`] },
-          ],
-        },
-      ],
-      blockDeviceMappings: [{ deviceName: '/dev/xvda', ebs: { volumeSize: 8, volumeType: 'gp3' } }],
-    });
+    // The deployed recipe as the Image Builder adapter tests know it (same account, region and stage).
+    this.recipes.set(DEPLOYED_RECIPE_ARN, deployedRecipe());
     imagebuilder.on(GetImagePipelineCommand).callsFake(() => ({
       imagePipeline: { arn: PIPELINE_ARN, imageRecipeArn: DEPLOYED_RECIPE_ARN, infrastructureConfigurationArn: INFRASTRUCTURE_ARN },
     }));
