@@ -120,6 +120,22 @@ export async function resumeExecution(bakeId: string, options: Omit<RunBakeOptio
   return execute(journal.current.request, options, { journal, ...(last ? { resume: last } : {}) });
 }
 
+/** Definitions asl-validator already accepted in this process, by their JSON text. */
+const checkedDefinitions = new Set<string>();
+
+/**
+ * Validate a definition as aws-local-stepfunctions' constructor does (asl-validator, ARNs
+ * unchecked: local Task resources are not real ARNs), once per process: the library compiles
+ * the ASL JSON schema afresh on every construction (about 0.1–0.2 s), which a process that
+ * runs many bakes (`bakery serve`, the tests) would pay per bake for the same file.
+ */
+function checkDefinitionOnce(definition: object): void {
+  const text = JSON.stringify(definition);
+  if (checkedDefinitions.has(text)) return;
+  new StateMachine(definition as never, { validationOptions: { checkArn: false } });
+  checkedDefinitions.add(text);
+}
+
 async function execute(request: BakeRequest, options: RunBakeOptions, start: Start): Promise<RunOutcome | UpToDateOutcome> {
   const deps = composeApprover(options.deps, options);
   const { journal } = start;
@@ -191,8 +207,8 @@ async function execute(request: BakeRequest, options: RunBakeOptions, start: Sta
   // A resume's copy starts at the interrupted state, which leaves the states before it
   // unreachable: asl-validator refuses that, so the definition is checked as written and
   // the copy run unvalidated.
-  if (start.resume) new StateMachine(fileDefinition as never, { validationOptions: { checkArn: false } });
-  const machine = new StateMachine(definition as never, { validationOptions: { checkArn: false, noValidate: start.resume !== undefined } });
+  checkDefinitionOnce(start.resume ? fileDefinition : definition);
+  const machine = new StateMachine(definition as never, { validationOptions: { noValidate: true } });
   const startTime = new Date().toISOString();
   const execution = machine.run((start.resume ? start.resume.input : request) as unknown as Json, {
     overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides },
