@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,6 +10,11 @@ export default defineConfig({
     restoreMocks: true,
     unstubEnvs: true,
     testTimeout: 20_000,
+    // Much of a test's time is spent waiting on child processes (bakes, bootstraps, serve),
+    // sockets and timers rather than on this process's CPU. Vitest's default of one worker
+    // fewer than the cores leaves a single worker on a 2-core machine: 4 at least keeps the
+    // cores busy (measured here: 251 s with 1 worker, 159 s with 4, no gain beyond).
+    maxWorkers: Math.max(4, os.availableParallelism()),
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts', 'functions/**/*.ts'],
