@@ -18,6 +18,11 @@ export default defineConfig({
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts', 'functions/**/*.ts'],
+      // `npm test` runs with coverage (v8: about 9% more CPU) so these floors hold in CI. They
+      // are the level of 2026-12-02 (statements 89.5%, branches 77.8%, functions 90.2%, lines
+      // 92.7%), rounded down: raise them as tests are added, never lower them to land a change.
+      reporter: ['text-summary'],
+      thresholds: { statements: 89, branches: 77, functions: 90, lines: 92 },
     },
   },
 });
