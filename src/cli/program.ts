@@ -188,16 +188,35 @@ Exit codes:
       const specFile = path.resolve(io.cwd, specArg);
       const h = home();
       await h.ensure({ create: false });
-      const [{ localPreCheckDeps, projectRecipes }, { checkBakeInput, newBakeId }, { endIfUpToDate }] = await Promise.all([
-        import('../compose/local.ts'),
+      // Only what checks and decides: the ports that bake load once the bake is not up to date.
+      const [{ localDecisionDeps }, { checkBakeInput, newBakeId }, { endIfUpToDate }] = await Promise.all([
+        import('../compose/local-decision.ts'),
         import('../cores/resolve.ts'),
         import('../local/up-to-date.ts'),
       ]);
+      const decision = localDecisionDeps(h, PROJECT_ROOT);
       // The pre-checks read the state directory (alarms, layers, the ledger) and write nothing.
-      const { spec } = await checkBakeInput(specFile, projectRecipes(PROJECT_ROOT), specArg, {
-        deps: localPreCheckDeps(h),
+      const checked = await checkBakeInput(specFile, decision.recipes, specArg, {
+        deps: decision,
         ...(opts.approve ? { autoApprover: opts.approver } : {}),
       });
+      await h.ensure({ create: true });
+      const bakeId = newBakeId(checked.spec.name, new Date(), decision.ids.random());
+      line(`bake ${bakeId}: ${specArg} on the local backend (${h.root})`);
+      const request = {
+        bakeId,
+        source: { type: 'file' as const, path: specFile },
+        trigger: { type: 'cli' as const, user: whoami(io.env) },
+        options: { rebuild: opts.rebuild ?? false, ...(opts.force ? { force: true } : {}) },
+      };
+      // Up to date: ResolveBake's own decision, on the input just checked, ends it here, without loading the state machine.
+      const unchanged = io.env.BAKERY_TEST_PAUSE_AT
+        ? null
+        : await endIfUpToDate(request, { deps: decision, spec: specArg, checked, onEvent: renderTo(line) });
+      if (unchanged) {
+        report(unchanged, bakeId);
+        return;
+      }
       const d = await deps({
         create: true,
         onStep: (e) => {
@@ -206,22 +225,6 @@ Exit codes:
         },
         waitingHint: !opts.approve,
       });
-      const bakeId = newBakeId(spec.name, new Date(), d.ids.random());
-      line(`bake ${bakeId}: ${specArg} on the local backend (${d.home.root})`);
-      const request = {
-        bakeId,
-        source: { type: 'file' as const, path: specFile },
-        trigger: { type: 'cli' as const, user: whoami(io.env) },
-        options: { rebuild: opts.rebuild ?? false, ...(opts.force ? { force: true } : {}) },
-      };
-      // Up to date: ResolveBake's own decision ends it here, without loading the state machine.
-      const unchanged = io.env.BAKERY_TEST_PAUSE_AT
-        ? null
-        : await endIfUpToDate(request, { deps: d, spec: specArg, onEvent: renderTo(line) });
-      if (unchanged) {
-        report(unchanged, bakeId);
-        return;
-      }
       const { runBake } = await import('../local/runner.ts');
       const outcome = await runBake(request, {
         deps: d,
@@ -282,8 +285,9 @@ Exit codes:
     .action(async (specArg: string, opts: { rebuild?: boolean }) => {
       requireLocal('build');
       const h = home();
-      const [{ localImageBuilder, projectRecipes }, { loadSpec }, { resolveRecipe }, { bakeKey }] = await Promise.all([
+      const [{ localImageBuilder }, { projectRecipes }, { loadSpec }, { resolveRecipe }, { bakeKey }] = await Promise.all([
         import('../compose/local.ts'),
+        import('../compose/local-decision.ts'),
         import('../spec.ts'),
         import('../recipes/recipe.ts'),
         import('../cores/image.ts'),

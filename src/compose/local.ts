@@ -1,27 +1,26 @@
 /**
  * The local composition root: the ports of the local backend, every one on its local
  * adapter with all state under one LocalHome. The CLI commands, `bakery serve` and the
- * local runner take their dependencies from here and from nowhere else. No AWS adapter
- * is imported here, so the local CLI does not load the AWS SDK for it.
+ * local runner take their dependencies from here and from nowhere else; the parts that
+ * only read, for the read commands (./local-read.ts) and for a bake's pre-checks and
+ * up-to-date decision (./local-decision.ts, which this builds on), live beside it so that
+ * those paths load nothing that bakes. No AWS adapter is imported here, so the local CLI
+ * does not load the AWS SDK for it.
  */
-import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { LocalAlarms } from '../adapters/local/alarms.ts';
+import type { LocalAlarms } from '../adapters/local/alarms.ts';
 import type { LocalHome } from '../adapters/local/home.ts';
 import { LocalImageBuilder } from '../adapters/local/image-builder.ts';
 import { LocalInvoker } from '../adapters/local/invoker.ts';
 import { LazyNotifier } from '../adapters/local/lazy-notifier.ts';
 import { TerminalNotifier } from '../adapters/local/notifier.ts';
-import { InstalledNodePatchResolver } from '../adapters/local/patches.ts';
 import { LocalFunctionRegistry, LocalLayerRegistry } from '../adapters/local/registries.ts';
 import type { LocalSlackSettings } from '../adapters/local/slack-settings.ts';
-import { LocalSourceReader } from '../adapters/local/sources.ts';
-import { LocalApprovalStore, LocalArtefactStore, LocalLedger, LocalTaskCallbacks } from '../adapters/local/stores.ts';
-import type { PreCheckDeps } from '../cores/precheck.ts';
+import { LocalApprovalStore, LocalTaskCallbacks } from '../adapters/local/stores.ts';
 import type { ExecutionRefs } from '../ports/executions.ts';
-import { DirectoryRecipeCatalog } from '../recipes/recipe.ts';
+import type { DirectoryRecipeCatalog } from '../recipes/recipe.ts';
 import type { StepEvent } from '../recipes/toe.ts';
 import type { Deps, SlackCallbackDeps } from './deps.ts';
+import { localDecisionDeps, projectRecipes } from './local-decision.ts';
 
 export type { Deps, SlackCallbackDeps };
 
@@ -36,9 +35,6 @@ export interface LocalDeps extends Deps {
   executions?: ExecutionRefs;
 }
 
-/** The recipes of this checkout (layers/<name>/recipe.yml). */
-export const projectRecipes = (projectRoot: string) => new DirectoryRecipeCatalog(path.join(projectRoot, 'layers'));
-
 /** Every task port on its local adapter, all state under `home`: what the local runner gives each task. */
 export function createLocalDeps(options: {
   home: LocalHome;
@@ -50,7 +46,9 @@ export function createLocalDeps(options: {
   slack?: LocalSlackSettings;
 }): LocalDeps {
   const { home, projectRoot } = options;
-  const recipes = projectRecipes(projectRoot);
+  // The decision's ports (sources, recipes, artefacts, ledger, alarms, patches, clock, ids), the same ones `bakery bake` decides on.
+  const decision = localDecisionDeps(home, projectRoot);
+  const { recipes } = decision;
   const callbacks = new LocalTaskCallbacks(home);
   // A lock taken over from a dead holder is said so, where the bake's progress goes.
   const lockNotices = { onLockTakeover: (message: string) => options.write?.(`  ! ${message}`) };
@@ -60,10 +58,7 @@ export function createLocalDeps(options: {
   const waitingHint = { waitingHint: options.waitingHint ?? true };
   const slack = options.slack?.botToken && options.slack.channel ? options.slack : undefined;
   return {
-    home,
-    sources: new LocalSourceReader(),
-    recipes,
-    artefacts: new LocalArtefactStore(home),
+    ...decision,
     imageBuilder: localImageBuilder({ home, projectRoot, ...(options.onStep ? { onStep: options.onStep } : {}) }, { recipes, callbacks }),
     layers,
     functions,
@@ -78,21 +73,6 @@ export function createLocalDeps(options: {
         })
       : new TerminalNotifier(write, waitingHint),
     callbacks,
-    ledger: new LocalLedger(home),
-    alarms: new LocalAlarms(home),
-    patches: new InstalledNodePatchResolver({ projectRoot }),
-    clock: { now: () => new Date() },
-    ids: { random: () => randomBytes(8).toString('hex') },
-  };
-}
-
-/** What a bake's pre-checks read of the state directory (alarms, layers, the ledger); nothing here writes. */
-export function localPreCheckDeps(home: LocalHome): Required<Pick<PreCheckDeps, 'alarms' | 'layers' | 'ledger' | 'artefacts'>> {
-  return {
-    alarms: new LocalAlarms(home),
-    layers: new LocalLayerRegistry(home),
-    ledger: new LocalLedger(home),
-    artefacts: new LocalArtefactStore(home),
   };
 }
 

@@ -3,7 +3,7 @@ import type { ArtefactStore, Ledger } from '../ports/storage.ts';
 import type { BakeRequest, PatchChange, ResolvedBake, ResolvedFunction, ResolvedRecipe } from '../state.ts';
 import { treeSha256 } from '../zip/tree.ts';
 import { bakeKey } from './image.ts';
-import { inspectBake, type ResolveDeps, resolvedFunctions, stageCode, stagedBake } from './resolve.ts';
+import { type CheckedBakeInput, inspectBake, type ResolveDeps, resolvedFunctions, stageCode, stagedBake } from './resolve.ts';
 import { functionInputSha256, liveEqualBakes } from './uptodate.ts';
 
 /** `name/1.2.3` → its name and version nodes; undefined when the image has no `name/version` form. */
@@ -107,14 +107,19 @@ export async function resolveBakeTask(request: BakeRequest, deps: ResolveDeps & 
  * ResolveBake's decision alone: the resolved bake when it is up to date (exactly what
  * ResolveBake returns for it), else null, having staged nothing. `bakery bake` asks first
  * and ends an up-to-date bake without starting the state machine; any other bake runs it,
- * and its ResolveBake decides again.
+ * and its ResolveBake decides again. `checked`: the request's input as the caller has just
+ * checked it (see {@link inspectBake}), so the decision does not read it again.
  */
-export async function upToDateBake(request: BakeRequest, deps: ResolveDeps & PatchDeps): Promise<ResolvedBake | null> {
-  return (await decide(request, deps)).upToDate;
+export async function upToDateBake(
+  request: BakeRequest,
+  deps: ResolveDeps & PatchDeps,
+  options: { checked?: CheckedBakeInput } = {},
+): Promise<ResolvedBake | null> {
+  return (await decide(request, deps, options.checked)).upToDate;
 }
 
-async function decide(request: BakeRequest, deps: ResolveDeps & PatchDeps) {
-  const inspected = await inspectBake(request, deps);
+async function decide(request: BakeRequest, deps: ResolveDeps & PatchDeps, checked?: CheckedBakeInput) {
+  const inspected = await inspectBake(request, deps, checked);
   const schedule = request.trigger.type === 'schedule';
   const { recipe, patched } = await applyPatches(inspected.recipe, schedule, deps.patches);
   const key = bakeKey(recipe);

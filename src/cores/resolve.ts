@@ -72,27 +72,36 @@ export async function checkBakeInput(
   return { spec, dir, recipe, codeDirs: code.map((c) => c.dir) };
 }
 
+/** A bake's input as {@link checkBakeInput} read and checked it. */
+export type CheckedBakeInput = Awaited<ReturnType<typeof checkBakeInput>>;
+
 /** A bake's input read and checked (see {@link checkBakeInput}), its bake id chosen; nothing written yet. */
 export interface InspectedBake {
   bakeId: string;
   now: Date;
   where: string;
-  spec: Awaited<ReturnType<typeof checkBakeInput>>['spec'];
-  recipe: Awaited<ReturnType<typeof checkBakeInput>>['recipe'];
+  spec: CheckedBakeInput['spec'];
+  recipe: CheckedBakeInput['recipe'];
   codeDirs: string[];
 }
 
-/** The first half of ResolveBake: open the source, check the spec and its pre-checks, choose the bake id. */
-export async function inspectBake(request: BakeRequest, deps: ResolveDeps): Promise<InspectedBake> {
+/**
+ * The first half of ResolveBake: open the source, check the spec and its pre-checks, choose
+ * the bake id. `checked`: the source's input as the caller has just checked it with these
+ * pre-checks or more (`bakery bake`, before it writes anything), so it is not read twice.
+ */
+export async function inspectBake(request: BakeRequest, deps: ResolveDeps, checked?: CheckedBakeInput): Promise<InspectedBake> {
   const { specFile, where } = await deps.sources.open(request.source);
-  const { spec, recipe, codeDirs } = await checkBakeInput(specFile, deps.recipes, where, {
-    deps: {
-      artefacts: deps.artefacts,
-      ...(deps.alarms ? { alarms: deps.alarms } : {}),
-      ...(deps.layers ? { layers: deps.layers } : {}),
-      ...(deps.ledger ? { ledger: deps.ledger } : {}),
-    },
-  });
+  const { spec, recipe, codeDirs } =
+    checked ??
+    (await checkBakeInput(specFile, deps.recipes, where, {
+      deps: {
+        artefacts: deps.artefacts,
+        ...(deps.alarms ? { alarms: deps.alarms } : {}),
+        ...(deps.layers ? { layers: deps.layers } : {}),
+        ...(deps.ledger ? { ledger: deps.ledger } : {}),
+      },
+    }));
   if (request.bakeId !== undefined && !BAKE_ID.test(request.bakeId)) {
     throw new BakeSpecError(`bake id "${request.bakeId}" is not valid: use letters, digits, - and _ (at most 80)`);
   }

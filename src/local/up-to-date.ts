@@ -1,5 +1,6 @@
-import type { LocalDeps } from '../compose/local.ts';
+import type { LocalDecisionDeps } from '../compose/local-decision.ts';
 import { upToDateBake } from '../cores/patch.ts';
+import type { CheckedBakeInput } from '../cores/resolve.ts';
 import { type BakeRequest, type Json, parseBakeRequest } from '../state.ts';
 import { ExecutionJournal } from './journal.ts';
 import type { RunnerEvent, UpToDateOutcome } from './runner.ts';
@@ -10,14 +11,16 @@ import type { RunnerEvent, UpToDateOutcome } from './runner.ts';
  * state machine's IsUpToDate path follows) says so, and the execution is journaled as the
  * runner journals one that ends there (ResolveBake entered and returned, then `upToDate`),
  * so `bakery executions` lists it the same. A no-op then costs the decision, not the
- * state-machine library. Null when the bake is not up to date: run the state machine.
+ * state-machine library, nor the ports that bake (src/compose/local-decision.ts).
+ * `checked`: the spec as the CLI has just checked it, so it is read once. Null when the
+ * bake is not up to date: run the state machine.
  */
 export async function endIfUpToDate(
   request: BakeRequest & { bakeId: string },
-  options: { deps: LocalDeps; spec: string; onEvent?: (event: RunnerEvent) => void },
+  options: { deps: LocalDecisionDeps; spec: string; checked?: CheckedBakeInput; onEvent?: (event: RunnerEvent) => void },
 ): Promise<UpToDateOutcome | null> {
   const started = Date.now();
-  const bake = await upToDateBake(parseBakeRequest(request), options.deps);
+  const bake = await upToDateBake(parseBakeRequest(request), options.deps, options.checked ? { checked: options.checked } : {});
   if (!bake) return null;
   const journal = await ExecutionJournal.start(options.deps.home, request, options.spec);
   await journal.entered('ResolveBake', request as unknown as Json);
