@@ -4,7 +4,6 @@ import path from 'node:path';
 import { LayerPackagingError } from '../errors.ts';
 import type { LayerRegistry } from '../ports/lambda.ts';
 import type { ResolvedBake } from '../state.ts';
-import { unzippedSizeOf } from '../zip/inspect.ts';
 
 /** Lambda's quota: function code plus all its layers, unzipped (250 MiB, as Lambda counts it). */
 export const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
@@ -146,6 +145,8 @@ export async function extraLayerFacts(
           missing.push(arn);
           continue;
         }
+        // The zip reader loads only here: the pre-checks, which read this module, measure nothing.
+        const { unzippedSizeOf } = await import('../zip/inspect.ts');
         unzippedSize = await unzippedSizeOf(file);
         await rm(file, { force: true });
       }

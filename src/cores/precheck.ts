@@ -7,7 +7,8 @@ import type { ArtefactStore, Ledger } from '../ports/storage.ts';
 import type { BakeSpec } from '../spec.ts';
 import type { ResolvedRecipe } from '../state.ts';
 import { isCompatible, MAX_UNZIPPED_BYTES } from './limits.ts';
-import { manifestKey, type PinManifest } from './record.ts';
+import { manifestKey } from './manifest-keys.ts';
+import type { PinManifest } from './record.ts';
 
 /**
  * The checks of a bake's input that need no build: `bakery bake` runs them before it

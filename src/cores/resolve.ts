@@ -10,7 +10,6 @@ import type { Clock, IdSource } from '../ports/system.ts';
 import { resolveRecipe } from '../recipes/recipe.ts';
 import { loadSpec } from '../spec.ts';
 import type { BakeRequest, ResolvedFunction, StagedBake } from '../state.ts';
-import { zipTree } from '../zip/deterministic.ts';
 import { type CodeTree, inspectCode, type PreCheckDeps, refuse, runPreChecks } from './precheck.ts';
 
 export interface ResolveDeps {
@@ -145,6 +144,8 @@ export function stagedBake(request: BakeRequest, inspected: InspectedBake, funct
 
 /** The second half of ResolveBake: zip each function's code reproducibly and store it as an artefact. */
 export async function stageCode(inspected: InspectedBake, deps: Pick<ResolveDeps, 'artefacts'>): Promise<ResolvedFunction['code'][]> {
+  // The zip writer loads only here: an up-to-date bake (src/cores/patch.ts) stages nothing.
+  const { zipTree } = await import('../zip/deterministic.ts');
   const work = await mkdtemp(path.join(os.tmpdir(), 'bakery-code-'));
   try {
     const staged: ResolvedFunction['code'][] = [];

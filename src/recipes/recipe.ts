@@ -7,7 +7,7 @@ import { BakeSpecError, RecipeError, UnknownRecipeError } from '../errors.ts';
 import type { RecipeCatalog } from '../ports/sources.ts';
 import type { ResolvedRecipe } from '../state.ts';
 import { sha256Hex } from '../util/fsx.ts';
-import { listTree } from '../zip/deterministic.ts';
+import { listTree } from '../zip/tree.ts';
 import { checkDocument, parseDocument, type ToeDocument } from './toe.ts';
 
 const RecipeSchema = z

@@ -5,7 +5,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { LayerPackagingError } from '../errors.ts';
 import { BLOCK_SIZE, blockCount, type DeflatedBlock, deflateBlock, fileBlocks, inOrder } from './deflate.ts';
-import type { ZipEntry, ZipResult } from './deterministic.ts';
+import type { ZipResult } from './deterministic.ts';
 import {
   centralHeader,
   dataDescriptor,
@@ -15,6 +15,7 @@ import {
   METHOD_DEFLATED,
   METHOD_STORED,
 } from './format.ts';
+import type { ZipEntry } from './tree.ts';
 
 const FILE_MODE = 0o100644;
 const EXEC_MODE = 0o100755;

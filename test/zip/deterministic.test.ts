@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LayerPackagingError } from '../../src/errors.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
-import { listTree, unzipTo, zipTree } from '../../src/zip/deterministic.ts';
+import { unzipTo, zipTree } from '../../src/zip/deterministic.ts';
+import { listTree } from '../../src/zip/tree.ts';
 
 const run = promisify(execFile);
 const MODULE = path.join(PROJECT_ROOT, 'src', 'zip', 'deterministic.ts');

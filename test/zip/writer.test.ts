@@ -6,7 +6,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../src/zip/deflate.ts';
-import { listTree, unzipTo, zipTree } from '../../src/zip/deterministic.ts';
+import { unzipTo, zipTree } from '../../src/zip/deterministic.ts';
+import { listTree } from '../../src/zip/tree.ts';
 import { writeZip } from '../../src/zip/writer.ts';
 
 const run = promisify(execFile);

@@ -13,7 +13,7 @@ import { EXECUTOR_VERSION, runDocument, type StepEvent, type StepResult } from '
 import type { BuildRecord, BuiltImage, ResolvedRecipe } from '../../state.ts';
 import { readJsonIfExists, sha256File, sha256Hex, writeJsonAtomic } from '../../util/fsx.ts';
 import { currentOwner, ownerLiveness, type ProcessOwner } from '../../util/owner.ts';
-import { listTree } from '../../zip/deterministic.ts';
+import { listTree } from '../../zip/tree.ts';
 import type { LocalHome } from './home.ts';
 import { withFileLock } from './lock.ts';
 
