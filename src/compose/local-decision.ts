@@ -16,6 +16,9 @@ import { LocalSourceReader } from '../adapters/local/sources.ts';
 import { LocalArtefactStore, LocalLedger } from '../adapters/local/stores.ts';
 import type { PatchDeps } from '../cores/patch.ts';
 import type { ResolveDeps } from '../cores/resolve.ts';
+import type { AlarmMonitor } from '../ports/alarms.ts';
+import type { LayerRegistry } from '../ports/lambda.ts';
+import type { Ledger } from '../ports/storage.ts';
 import { DirectoryRecipeCatalog } from '../recipes/recipe.ts';
 
 /** The recipes of this checkout (layers/<name>/recipe.yml). */
@@ -28,15 +31,14 @@ export const projectRecipes = (projectRoot: string) => new DirectoryRecipeCatalo
  */
 export interface LocalDecisionDeps extends ResolveDeps, PatchDeps {
   home: LocalHome;
-  recipes: DirectoryRecipeCatalog;
-  alarms: LocalAlarms;
-  layers: LocalLayerRegistry;
-  ledger: LocalLedger;
-  artefacts: LocalArtefactStore;
+  // Every pre-check runs locally: its ports are all there.
+  alarms: AlarmMonitor;
+  layers: LayerRegistry;
+  ledger: Ledger;
 }
 
-/** The decision's ports, all state under `home` (the execution record is the caller's to write). */
-export function localDecisionDeps(home: LocalHome, projectRoot: string): LocalDecisionDeps {
+/** The decision's ports, all state under `home`, as their local adapters (the execution record is the caller's to write). */
+export function localDecisionDeps(home: LocalHome, projectRoot: string) {
   return {
     home,
     sources: new LocalSourceReader(),
@@ -48,5 +50,5 @@ export function localDecisionDeps(home: LocalHome, projectRoot: string): LocalDe
     patches: new InstalledNodePatchResolver({ projectRoot }),
     clock: { now: () => new Date() },
     ids: { random: () => randomBytes(8).toString('hex') },
-  };
+  } satisfies LocalDecisionDeps;
 }

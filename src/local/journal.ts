@@ -186,21 +186,48 @@ export class ExecutionJournal {
 
   /** Start the journal of a new execution. */
   static async start(home: LocalHome, request: BakeRequest & { bakeId: string }, spec: string): Promise<ExecutionJournal> {
-    const now = new Date().toISOString();
-    const journal = new ExecutionJournal(journalFile(home, request.bakeId), {
+    const journal = ExecutionJournal.of(home, request, spec, new Date().toISOString());
+    await journal.flush();
+    return journal;
+  }
+
+  /**
+   * Journal, in one write, an execution whose only Task state has returned and that has
+   * ended: `bakery bake` of an up-to-date spec (src/local/up-to-date.ts), which ResolveBake's
+   * decision ends before anything is journaled. The record is the one the step-by-step
+   * journal ends with (the state entered, its result, then `end`); there is no step in
+   * between that a resume could continue from, so nothing is written before it.
+   */
+  static async recordEnded(
+    home: LocalHome,
+    request: BakeRequest & { bakeId: string },
+    spec: string,
+    task: { state: string; enteredAt: string; input: Json; result: Json },
+    end: ExecutionEnd,
+  ): Promise<void> {
+    const journal = ExecutionJournal.of(home, request, spec, task.enteredAt);
+    journal.record = {
+      ...journal.record,
+      updatedAt: end.at,
+      tasks: [{ state: task.state, enteredAt: task.enteredAt, input: task.input, token: null, result: task.result, completedAt: end.at }],
+      end,
+    };
+    await journal.flush();
+  }
+
+  private static of(home: LocalHome, request: BakeRequest & { bakeId: string }, spec: string, startedAt: string): ExecutionJournal {
+    return new ExecutionJournal(journalFile(home, request.bakeId), {
       format: JOURNAL_FORMAT,
       bakeId: request.bakeId,
       spec,
       request,
-      startedAt: now,
-      updatedAt: now,
+      startedAt,
+      updatedAt: startedAt,
       owner: currentOwner(),
       tasks: [],
       resumes: [],
       end: null,
     });
-    await journal.flush();
-    return journal;
   }
 
   /**

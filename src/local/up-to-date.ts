@@ -10,10 +10,10 @@ import type { RunnerEvent, UpToDateOutcome } from './runner.ts';
  * ResolveBake's own decision (src/cores/patch.ts `upToDateBake`, the function the
  * state machine's IsUpToDate path follows) says so, and the execution is journaled as the
  * runner journals one that ends there (ResolveBake entered and returned, then `upToDate`),
- * so `bakery executions` lists it the same. A no-op then costs the decision, not the
- * state-machine library, nor the ports that bake (src/compose/local-decision.ts).
- * `checked`: the spec as the CLI has just checked it, so it is read once. Null when the
- * bake is not up to date: run the state machine.
+ * in one write (src/local/journal.ts `recordEnded`), so `bakery executions` lists it the
+ * same. A no-op then costs the decision, not the state-machine library, nor the ports
+ * that bake (src/compose/local-decision.ts). `checked`: the spec as the CLI has just
+ * checked it, so it is read once. Null when the bake is not up to date: run the state machine.
  */
 export async function endIfUpToDate(
   request: BakeRequest & { bakeId: string },
@@ -22,10 +22,18 @@ export async function endIfUpToDate(
   const started = Date.now();
   const bake = await upToDateBake(parseBakeRequest(request), options.deps, options.checked ? { checked: options.checked } : {});
   if (!bake) return null;
-  const journal = await ExecutionJournal.start(options.deps.home, request, options.spec);
-  await journal.entered('ResolveBake', request as unknown as Json);
-  await journal.completed('ResolveBake', { Payload: JSON.parse(JSON.stringify(bake)) as Json });
-  await journal.ended({ status: 'upToDate', at: new Date().toISOString() });
+  await ExecutionJournal.recordEnded(
+    options.deps.home,
+    request,
+    options.spec,
+    {
+      state: 'ResolveBake',
+      enteredAt: new Date(started).toISOString(),
+      input: request as unknown as Json,
+      result: { Payload: JSON.parse(JSON.stringify(bake)) as Json },
+    },
+    { status: 'upToDate', at: new Date().toISOString() },
+  );
   options.onEvent?.({ type: 'entered', state: 'ResolveBake', stateType: 'Task' });
   options.onEvent?.({ type: 'succeeded', state: 'ResolveBake', durationMs: Date.now() - started, output: { bake } });
   return { status: 'upToDate', bakeId: request.bakeId, output: { bake } };

@@ -9,7 +9,9 @@ import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { renderTo } from '../../src/cli/render.ts';
+import { readExecution } from '../../src/local/journal.ts';
 import { type RunBakeOptions, runBake } from '../../src/local/runner.ts';
+import { endIfUpToDate } from '../../src/local/up-to-date.ts';
 import type { PatchResolver } from '../../src/ports/patches.ts';
 import type { BakeRequest } from '../../src/state.ts';
 import { type FakeImageBuilder, makeWorkspace, type Workspace } from '../helpers/local-bake.ts';
@@ -172,6 +174,42 @@ describe('scheduled patch rebuild on the bake state machine', () => {
     expect(changed).toEqual([]);
     expect(await ws.deps.approvals.findByBake('cli-again')).toBeUndefined();
     expect(lines.filter((l) => l.startsWith('▸'))).toEqual(['▸ ResolveBake']);
+  });
+
+  it("is ended by the CLI's short cut (endIfUpToDate, no state machine) with the runner's resolved bake, lines and execution record", async () => {
+    // Prepare
+    const ws = await workspace();
+    await release(ws);
+    const viaAsl: string[] = [];
+    const viaCli: string[] = [];
+    const asl = await runBake(ws.request('asl-again'), run(ws, viaAsl));
+    const before = await listing(ws.home.root);
+
+    // Act
+    const cli = await endIfUpToDate(
+      { ...ws.request('cli-again'), bakeId: 'cli-again' },
+      { deps: ws.deps, spec: ws.specFile, onEvent: renderTo((line) => viaCli.push(line)) },
+    );
+
+    // Assess: the same bake, lines and record but for the bake id, the times and durations; only the record is written.
+    const same = (value: unknown, bakeId: string) =>
+      JSON.parse(
+        JSON.stringify(value)
+          .replaceAll(bakeId, '<bake>')
+          .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<time>')
+          .replace(/\(\d+\.\d s\)/g, '(<s>)'),
+      ) as unknown;
+    expect(cli?.status).toBe('upToDate');
+    expect(asl.status).toBe('upToDate');
+    if (asl.status !== 'upToDate') return;
+    expect(same(cli?.output.bake, 'cli-again')).toEqual(same(asl.output.bake, 'asl-again'));
+    expect(same(viaCli, 'cli-again')).toEqual(same(viaAsl, 'asl-again'));
+    expect(same(await readExecution(ws.home, 'cli-again'), 'cli-again')).toEqual(
+      same(await readExecution(ws.home, 'asl-again'), 'asl-again'),
+    );
+    const after = await listing(ws.home.root);
+    expect([...after.keys()].filter((f) => !before.has(f))).toEqual(['executions/cli-again.json']);
+    expect([...before].filter(([f, sig]) => after.get(f) !== sig).map(([f]) => f)).toEqual([]);
   });
 
   it('bakes anyway when forced, and when a function setting changed with the code unchanged', async () => {
