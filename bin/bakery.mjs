@@ -8,10 +8,16 @@ import path from 'node:path';
 
 if (process.features.typescript) {
   // Node's on-disk compile cache (docs/cli.md): the V8 code of bakery's modules and of its
-  // libraries is kept between commands, so each compiles less. NODE_COMPILE_CACHE=<dir> moves
-  // it (default: os.tmpdir()/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns it off;
-  // failing to write it never fails the command.
-  module.enableCompileCache?.();
+  // libraries is kept between commands, so each compiles less, and beside it the modules'
+  // type-stripped source (./ts-cache.mjs), which Node 22 does not keep. NODE_COMPILE_CACHE=<dir>
+  // moves both (default: os.tmpdir()/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns
+  // both off; failing to write them never fails the command.
+  try {
+    module.enableCompileCache?.();
+    (await import('./ts-cache.mjs')).cacheTypeStripping();
+  } catch {
+    // A cache is only ever a speed-up: without it the command runs as Node runs it.
+  }
   await import('../src/cli/main.ts');
 } else {
   const require = module.createRequire(import.meta.url);
