@@ -16,7 +16,7 @@ import { writeZip } from './writer.ts';
  */
 
 export interface ZipTreeOptions {
-  /** Blocks deflated at once (default: the number of CPUs, at least 2). Never changes the bytes. */
+  /** Blocks deflated at once (default: ./writer.ts `defaultConcurrency`). Never changes the bytes. */
   concurrency?: number;
 }
 

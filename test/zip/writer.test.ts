@@ -4,11 +4,11 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BLOCK_SIZE } from '../../src/zip/deflate.ts';
 import { unzipTo, zipTree } from '../../src/zip/deterministic.ts';
 import { listTree } from '../../src/zip/tree.ts';
-import { writeZip } from '../../src/zip/writer.ts';
+import { defaultConcurrency, writeZip } from '../../src/zip/writer.ts';
 
 const run = promisify(execFile);
 const MAX_BUFFER = 64 * 1024 * 1024;
@@ -175,6 +175,16 @@ describe('writeZip with multi-block files', () => {
     ];
     // Assess
     expect(new Set(runs.map((r) => r.sha256Hex)).size).toBe(1);
+  });
+
+  it("keeps, by default, blocks queued beyond libuv's thread pool and beyond the CPUs", () => {
+    const cpus = os.availableParallelism();
+    vi.stubEnv('UV_THREADPOOL_SIZE', '');
+    expect(defaultConcurrency()).toBe(Math.max(cpus + 1, 6));
+    vi.stubEnv('UV_THREADPOOL_SIZE', '16');
+    expect(defaultConcurrency()).toBe(Math.max(cpus + 1, 18));
+    vi.stubEnv('UV_THREADPOOL_SIZE', 'many');
+    expect(defaultConcurrency()).toBe(Math.max(cpus + 1, 6));
   });
 
   it('writes readable ZIP64 records when they are forced (real >4 GiB archives are not tested)', async () => {
