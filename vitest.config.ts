@@ -13,7 +13,8 @@ export default defineConfig({
     // Much of a test's time is spent waiting on child processes (bakes, bootstraps, serve),
     // sockets and timers rather than on this process's CPU. Vitest's default of one worker
     // fewer than the cores leaves a single worker on a 2-core machine: 4 at least keeps the
-    // cores busy (measured here: 251 s with 1 worker, 159 s with 4, no gain beyond).
+    // cores busy (measured idle here: 251 s with 1 worker, 159 s with 4; 6, under other load, was
+    // no faster and timed a test out).
     maxWorkers: Math.max(4, os.availableParallelism()),
     coverage: {
       provider: 'v8',
