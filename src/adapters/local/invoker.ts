@@ -83,7 +83,7 @@ export class LocalInvoker implements FunctionInvoker {
       await unzipTo(layer.zipPath, opt);
     }
     await unzipTo(version.codePath, task);
-    const binds: Array<{ from: string; to: string }> = [];
+    const binds: Array<{ from: string; to: string }> = [...(fs?.binds ?? [])];
     for (const [inRoot, host] of Object.entries(this.hostFiles)) {
       const where = inRoot.startsWith('/opt/')
         ? path.join(opt, inRoot.slice(5))

@@ -32,6 +32,7 @@ export const look = async () => ({
   taskRoot: process.env.LAMBDA_TASK_ROOT,
   files: sh('ls /'),
   tmpWritable: (() => { try { sh('echo x > /tmp/w && cat /tmp/w'); return true; } catch { return false; } })(),
+  usrMount: sh("grep ' /usr ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1"),
 });
 export const echo = async (event, context) => ({ event, version: context.functionVersion, tz: process.env.TZ, home: process.env.HOME ?? null });
 export const never = () => new Promise((resolve) => setTimeout(resolve, 60_000));
@@ -153,6 +154,8 @@ describe('LocalInvoker', () => {
         path: '/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin',
         ldLibraryPath: '/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib',
         tmpWritable: true,
+        // The shared base is shown read-only, as Lambda's /usr is.
+        usrMount: 'ro',
       });
       expect(String(seen.files).split('\n')).not.toContain('home');
       expect(String(seen.files).split('\n')).not.toContain('work');
