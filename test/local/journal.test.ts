@@ -14,7 +14,7 @@ import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import { listExecutions, readExecution, versionsInFlight } from '../../src/local/journal.ts';
 import { type RunOutcome, resumeExecution, runBake, type UpToDateOutcome } from '../../src/local/runner.ts';
 import { runCli } from '../helpers/cli.ts';
-import { approvalRequested, makeWorkspace, NODE22, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
+import { approvalRequested, CACHED_START, makeWorkspace, NODE22, seedLiveRelease, type Workspace } from '../helpers/local-bake.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const CHILD = path.join(PROJECT_ROOT, 'test', 'helpers', 'bake-child.ts');
@@ -65,9 +65,13 @@ async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, w
 
 /** A bake in a child process, stopped at `pauseAt` (or left waiting for approval), then SIGKILLed. */
 async function bakeKilledAt(ws: Workspace, bakeId: string, pauseAt: string | 'approval'): Promise<string> {
-  const child = spawn(NODE22, [CHILD, ws.dir, bakeId, pauseAt === 'approval' ? '-' : pauseAt, pauseAt === 'approval' ? 'wait' : 'auto'], {
-    cwd: PROJECT_ROOT,
-  });
+  const child = spawn(
+    NODE22,
+    [...CACHED_START, CHILD, ws.dir, bakeId, pauseAt === 'approval' ? '-' : pauseAt, pauseAt === 'approval' ? 'wait' : 'auto'],
+    {
+      cwd: PROJECT_ROOT,
+    },
+  );
   children.push(child);
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {

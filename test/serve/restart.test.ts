@@ -9,7 +9,7 @@ import { listExecutions } from '../../src/local/journal.ts';
 import type { ServeInfo } from '../../src/serve/serve.ts';
 import { type ServeHandle, startServe } from '../../src/serve/serve.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
-import { makeWorkspace, NODE22, type Workspace } from '../helpers/local-bake.ts';
+import { CACHED_START, makeWorkspace, NODE22, type Workspace } from '../helpers/local-bake.ts';
 
 const CHILD = path.join(PROJECT_ROOT, 'test', 'helpers', 'serve-child.ts');
 
@@ -37,7 +37,7 @@ describe('bakery serve survives a restart', () => {
 
   /** serve in a child process (stopping every bake at `pauseAt`, if given), and an upload of the example to it. */
   async function serveChildWithUpload(workspace: Workspace, pauseAt?: string) {
-    const proc = spawn(NODE22, [CHILD, workspace.dir, ...(pauseAt ? [pauseAt] : [])], { cwd: PROJECT_ROOT });
+    const proc = spawn(NODE22, [...CACHED_START, CHILD, workspace.dir, ...(pauseAt ? [pauseAt] : [])], { cwd: PROJECT_ROOT });
     child = proc;
     let output = '';
     proc.stdout?.on('data', (chunk: Buffer) => {

@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from '../../../src/local/asl.ts';
 import type { TaskCallbacks } from '../../../src/ports/callbacks.ts';
 import { DirectoryRecipeCatalog, resolveRecipe } from '../../../src/recipes/recipe.ts';
 import type { BuiltImage } from '../../../src/state.ts';
-import { makeWorkspace, NODE22, type Workspace } from '../../helpers/local-bake.ts';
+import { CACHED_START, makeWorkspace, NODE22, type Workspace } from '../../helpers/local-bake.ts';
 
 const CHILD = path.join(PROJECT_ROOT, 'test', 'helpers', 'bake-child.ts');
 const PAIRS = 3;
@@ -102,7 +102,7 @@ describe('concurrent bakes on one state directory', () => {
       cleanups.push(() => ws.cleanup());
       const bake = (bakeId: string) =>
         new Promise<{ code: number | null; output: string }>((resolve) => {
-          const child = spawn(NODE22, [CHILD, ws.dir, bakeId, '-', 'auto'], { cwd: PROJECT_ROOT });
+          const child = spawn(NODE22, [...CACHED_START, CHILD, ws.dir, bakeId, '-', 'auto'], { cwd: PROJECT_ROOT });
           let output = '';
           child.stdout.on('data', (c: Buffer) => {
             output += c.toString();
