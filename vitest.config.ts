@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { defineConfig } from 'vitest/config';
+import SlowFirstSequencer from './test/sequencer.ts';
 
 /**
  * Files that need a process of their own: they reset the module registry (rootfs), or read
@@ -33,6 +34,7 @@ export default defineConfig({
     ],
     // (Project arrays are added to these, so `include` is the projects' own.)
     setupFiles: ['test/setup.ts'],
+    sequence: { sequencer: SlowFirstSequencer },
     reporters: ['default', './test/reporters/summary.ts'],
     environment: 'node',
     restoreMocks: true,
