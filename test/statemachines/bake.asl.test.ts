@@ -4,7 +4,8 @@
  * state directory; single ports are swapped for fakes to make one stage fail, and the
  * image build is faked except where a test says otherwise.
  */
-import { appendFile, copyFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { appendFile, copyFile, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -18,6 +19,8 @@ import { type RunOutcome, runBake, type UpToDateOutcome } from '../../src/local/
 import type { LedgerEntry } from '../../src/ports/storage.ts';
 import { networkIsolation } from '../../src/runtime-api/sandbox.ts';
 import type { ValidationReport } from '../../src/state.ts';
+import { unzipTo } from '../../src/zip/deterministic.ts';
+import { listTree } from '../../src/zip/tree.ts';
 import {
   approvalRequested,
   FakeImageBuilder,
@@ -39,6 +42,10 @@ const TASK_STATES = [
   'RecordSuccess',
 ];
 const LAYER = 'hello-node22';
+const sha256Of = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 
 let workspaces: Workspace[] = [];
 afterEach(async () => {
@@ -147,9 +154,10 @@ describe('bake.asl.json on the local runner', () => {
       expect(report?.functions[0]?.cases.map((c) => c.passed)).toEqual([true, true, true]);
     });
 
-    it('builds the real runtime image once and releases a first version on it', { timeout: 60_000 }, async () => {
-      // Prepare
-      const ws = await workspace({ realBuild: true });
+    it('builds the runtime image once and releases a first version on it', { timeout: 60_000 }, async () => {
+      // Prepare: the real local build of the node22 documents, with a stand-in node (the
+      // 120 MB binary is what test/recipes/node22.test.ts and the CLI's e2e test build).
+      const ws = await workspace({ realBuild: 'fixture' });
 
       // Act
       const outcome = await bake(ws, 'bake-real');
@@ -158,7 +166,18 @@ describe('bake.asl.json on the local runner', () => {
       expectSucceeded(outcome);
       expect(outcome.output.image?.cacheHit).toBe(false);
       expect(outcome.output.release?.functions).toEqual([{ name: 'hello', alias: 'live', from: null, to: '1', changed: true }]);
-      expect((await ws.deps.layers.list(LAYER))[0]?.size).toBeGreaterThan(10_000_000);
+      // The layer holds the build's tree: the pinned node (the stand-in's bytes), the bootstrap and the runtime loop.
+      const [layer] = await ws.deps.layers.list(LAYER);
+      const stored = await ws.deps.layers.getStored(layer?.arn ?? '');
+      const tree = path.join(ws.dir, 'layer-tree');
+      await unzipTo(stored?.zipPath ?? '', tree);
+      expect(
+        (await listTree(tree))
+          .filter((e) => e.kind === 'file')
+          .map((e) => e.name)
+          .sort(),
+      ).toEqual(['bin/node', 'bootstrap', 'runtime/index.mjs']);
+      expect(await sha256Of(path.join(tree, 'bin/node'))).toBe(await sha256Of(path.join(ws.dir, 'layers/node22/fixture/node')));
       expect(await liveAlias(ws)).toMatchObject({ version: '1' });
     });
   });
@@ -190,7 +209,7 @@ describe('bake.asl.json on the local runner', () => {
     it('BuildImage: a real build with a wrong checksum pin fails with ImageBuildFailedError, and no layer exists', async () => {
       // Prepare
       const ws = await workspace({
-        realBuild: true,
+        realBuild: 'fixture',
         spec: (spec) => {
           spec.runtime.parameters = { NodeSha256: '0'.repeat(64) };
         },
