@@ -28,6 +28,8 @@ export default defineConfig({
           exclude: ISOLATED,
           isolate: false,
           setupFiles: ['test/setup-shared.ts'],
+          // The run's one default `osls package`, shared by the deploy tests (test/helpers/package.ts).
+          globalSetup: ['test/global-setup.ts'],
         },
       },
       { extends: true, test: { name: 'isolated', include: ISOLATED } },

@@ -5,13 +5,19 @@
  * and serverless-esbuild in `<service>/.esbuild`, so packaging runs in a temporary
  * service directory that links to the repo's files: `npm run package` at the same time
  * cannot clobber it, nor it `npm run package`.
+ *
+ * The default packaging is the same for every deploy test file, so `sharedDefaultPackage()`
+ * makes it once per `vitest run` (test/global-setup.ts) and hands every file the same one.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
+import { SHARED_PACKAGE_DIR } from '../global-setup.ts';
 
 const run = promisify(execFile);
 
@@ -41,9 +47,14 @@ export class PackagingFailed extends Error {
   }
 }
 
-/** Package the service with `args` (e.g. `['--stage', 'prod', '--param=x=y']`). */
-export async function packageService(args: readonly string[] = []): Promise<PackagedService> {
-  const serviceDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-service-'));
+const TEMPLATE = 'cloudformation-template-update-stack.json';
+
+/**
+ * Package the service with `args` (e.g. `['--stage', 'prod', '--param=x=y']`), in a new
+ * service directory under `options.under` (the OS tmpdir by default).
+ */
+export async function packageService(args: readonly string[] = [], options: { under?: string } = {}): Promise<PackagedService> {
+  const serviceDir = await mkdtemp(path.join(options.under ?? os.tmpdir(), 'bakery-service-'));
   const remove = () => rm(serviceDir, { recursive: true, force: true });
   try {
     for (const entry of await readdir(PROJECT_ROOT)) {
@@ -68,10 +79,141 @@ export async function packageService(args: readonly string[] = []): Promise<Pack
       throw new PackagingFailed(`osls package failed: ${error.message}`, `${error.stdout ?? ''}\n${error.stderr ?? ''}`, { cause: error });
     });
     const seconds = (Date.now() - started) / 1000;
-    const template: unknown = JSON.parse(await readFile(path.join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+    const template: unknown = JSON.parse(await readFile(path.join(outDir, TEMPLATE), 'utf8'));
     return { serviceDir, outDir, template, seconds, remove };
   } catch (error) {
     await remove();
     throw error;
   }
+}
+
+// ---------------------------------------------------------------- one default packaging per run
+
+/** What the process that packaged tells the others, in `done.json`. */
+export interface SharedPackaging {
+  serviceDir: string;
+  outDir: string;
+  seconds: number;
+}
+
+/** Waiting for another process's packaging took too long, or that process died before it finished. */
+export class SharedPackageWaitFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SharedPackageWaitFailed';
+  }
+}
+
+/** Write `file` whole or not at all: another process may read it at any moment. */
+async function writeAtomically(file: string, value: unknown): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, JSON.stringify(value));
+  await rename(temporary, file);
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but is not ours to signal.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * `produce()` once across the processes sharing `dir`: the first caller takes `<dir>/lock`
+ * (mkdir is atomic), produces, and writes `<dir>/done.json` or `<dir>/failed.json`; every
+ * other caller polls for one of them (every `pollMs`, for at most `waitMs`) and returns the
+ * same result or throws a PackagingFailed with the first caller's output.
+ */
+export async function shareOnce(
+  dir: string,
+  produce: () => Promise<SharedPackaging>,
+  { pollMs = 200, waitMs = 270_000 }: { pollMs?: number; waitMs?: number } = {},
+): Promise<SharedPackaging> {
+  const lock = path.join(dir, 'lock');
+  const done = path.join(dir, 'done.json');
+  const failed = path.join(dir, 'failed.json');
+  const taken = await mkdir(lock).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return false;
+      throw error;
+    },
+  );
+  if (taken) {
+    await writeFile(path.join(lock, 'owner'), String(process.pid));
+    try {
+      const result = await produce();
+      await writeAtomically(done, result);
+      return result;
+    } catch (error) {
+      const output = error instanceof PackagingFailed ? error.output : '';
+      await writeAtomically(failed, { message: error instanceof Error ? error.message : String(error), output });
+      throw error;
+    }
+  }
+
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const result = await readJson<SharedPackaging>(done);
+    if (result) return result;
+    const failure = await readJson<{ message: string; output: string }>(failed);
+    if (failure) throw new PackagingFailed(`the shared packaging failed in another process: ${failure.message}`, failure.output);
+    // The owner file is written just after the lock: until then, keep waiting.
+    const owner = Number(await readFile(path.join(lock, 'owner'), 'utf8').catch(() => ''));
+    if (owner && !isAlive(owner)) {
+      // It may have written its result just before it exited.
+      if ((await readJson(done)) || (await readJson(failed))) continue;
+      throw new SharedPackageWaitFailed(`process ${owner}, which took ${lock}, ended without writing ${done} or ${failed}`);
+    }
+    if (Date.now() >= deadline) {
+      throw new SharedPackageWaitFailed(
+        `waited ${waitMs / 1000} s for ${done} or ${failed} from process ${owner || '(unknown)'}, which took ${lock}`,
+      );
+    }
+    await sleep(pollMs);
+  }
+}
+
+/** The run's shared directory from test/global-setup.ts, or undefined outside a vitest worker. */
+function sharedDir(): string | undefined {
+  try {
+    return inject(SHARED_PACKAGE_DIR);
+  } catch {
+    // inject throws outside a vitest worker (a script importing this helper).
+    return undefined;
+  }
+}
+
+/**
+ * The default packaging (`packageService()` with no args) of this `vitest run`, made by
+ * whichever test file asks first (each file runs in a worker process of its own) and shared
+ * by the others: treat its directories as read-only. Its `remove()` does nothing: the global
+ * teardown of test/global-setup.ts removes the shared directory. Outside vitest (no shared
+ * directory provided) it is a private `packageService()`, whose `remove()` removes it.
+ *
+ * Waiting for another file's packaging is bounded (270 s, below the 300 s the deploy files
+ * give their beforeAll, above osls's own 240 s timeout), then throws SharedPackageWaitFailed.
+ */
+export async function sharedDefaultPackage(): Promise<PackagedService> {
+  const dir = sharedDir();
+  if (dir === undefined) return packageService();
+  const { serviceDir, outDir, seconds } = await shareOnce(dir, async () => {
+    const packaged = await packageService([], { under: dir });
+    return { serviceDir: packaged.serviceDir, outDir: packaged.outDir, seconds: packaged.seconds };
+  });
+  // Each caller its own copy: no test file can change what another reads.
+  const template: unknown = JSON.parse(await readFile(path.join(outDir, TEMPLATE), 'utf8'));
+  return { serviceDir, outDir, template, seconds, remove: async () => {} };
 }
