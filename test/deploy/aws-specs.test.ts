@@ -21,7 +21,7 @@ import { buildAwsDeps, buildImageEventDeps, buildSlackCallbackDeps, buildTrigger
 import { logger } from '../../src/lambda.ts';
 import { logicalIdOf } from '../../src/local/asl.ts';
 import { TASKS } from '../../src/tasks.ts';
-import { packageService } from '../helpers/package.ts';
+import { sharedDefaultPackage } from '../helpers/package.ts';
 import { schemaProblems } from './cfn-schema.ts';
 import {
   BUCKET,
@@ -46,17 +46,11 @@ interface Template {
 }
 
 let template: Template;
-let remove: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  const packaged = await packageService();
-  template = packaged.template as Template;
-  remove = packaged.remove;
+  // The run's one default packaging, shared with the other deploy files (removed after the run).
+  template = (await sharedDefaultPackage()).template as Template;
 }, 300_000);
-
-afterAll(async () => {
-  await remove?.();
-});
 
 const { partition, region, account } = SCOPE;
 

@@ -4,7 +4,7 @@
  * may do is proven by test/deploy/aws-specs.test.ts, from the calls the code makes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +15,7 @@ import { logicalIdOf, PROJECT_ROOT } from '../../src/local/asl.ts';
 import { runDocument } from '../../src/recipes/toe.ts';
 import { TASKS, type TaskName } from '../../src/tasks.ts';
 import { unzipTo } from '../../src/zip/deterministic.ts';
-import { type PackagedService, packageService } from '../helpers/package.ts';
+import { sharedDefaultPackage } from '../helpers/package.ts';
 
 const run = promisify(execFile);
 
@@ -91,7 +91,8 @@ function resourceStrings(resource: Json | undefined): string[] {
 
 // ---------------------------------------------------------------- packaging (once)
 
-let serviceDir: string;
+/** This file's own directory for the unzipped functions: the packaging's is shared, read-only. */
+let unzipDir: string | undefined;
 let outDir: string;
 let template: Template;
 let asl: Asl;
@@ -107,25 +108,27 @@ function resource(id: string, type?: string): Resource {
 
 const ofType = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
 
-let packaged: PackagedService;
-
 beforeAll(async () => {
-  packaged = await packageService();
-  ({ serviceDir, outDir } = packaged);
+  // The run's one default packaging, shared with the other deploy files (removed after the run).
+  const packaged = await sharedDefaultPackage();
+  outDir = packaged.outDir;
   packagingSeconds = packaged.seconds;
   template = packaged.template as Template;
   asl = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'statemachines', 'bake.asl.json'), 'utf8')) as Asl;
 
-  // Unpacked beside the node_modules link: the AWS SDK resolves as the Lambda runtime provides it.
+  // Unpacked beside a node_modules link, as in the service directory: the AWS SDK resolves as the Lambda runtime provides it.
+  unzipDir = await mkdtemp(path.join(os.tmpdir(), 'bakery-unzipped-'));
+  await symlink(path.join(PROJECT_ROOT, 'node_modules'), path.join(unzipDir, 'node_modules'));
   for (const key of FUNCTION_KEYS) {
-    const dest = path.join(serviceDir, 'unzipped', key);
+    const dest = path.join(unzipDir, 'unzipped', key);
     await unzipTo(path.join(outDir, `${key}.zip`), dest);
     unzipped.set(key, dest);
   }
 }, 300_000);
 
 afterAll(async () => {
-  await packaged?.remove();
+  // The node_modules link goes, never what it points to.
+  if (unzipDir) await rm(unzipDir, { recursive: true, force: true });
 });
 
 async function filesUnder(root: string, prefix = ''): Promise<string[]> {
@@ -226,7 +229,7 @@ describe('function zips', () => {
           process.execPath,
           ['--input-type=module', '-e', 'const m = await import(process.argv[1]); console.log(typeof m.handler);', entry],
           {
-            cwd: serviceDir,
+            cwd: unzipDir as string,
             timeout: 30_000,
             env: {
               PATH: process.env.PATH,

@@ -1,12 +1,13 @@
 /**
  * The stack as deploy settings shape it: packaged with osls (test/helpers/package.ts) with
- * the defaults and with a stage and build network of an organisation's account, and refused
- * at package time for settings that would deploy a stack that never works.
+ * the defaults (the run's shared packaging) and with a stage and build network of an
+ * organisation's account, and refused at package time for settings that would deploy a
+ * stack that never works.
  */
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyedRecipeName } from '../../src/adapters/aws/image-recipes.ts';
-import { type PackagedService, PackagingFailed, packageService } from '../helpers/package.ts';
+import { type PackagedService, PackagingFailed, packageService, sharedDefaultPackage } from '../helpers/package.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -52,7 +53,8 @@ async function refused(args: string[]): Promise<string> {
 
 beforeAll(async () => {
   // One after the other: each packaging bundles every function (the machine's cores are shared).
-  packaged.push(await packageService());
+  // The default one is the run's shared packaging, made by this file or another deploy file.
+  packaged.push(await sharedDefaultPackage());
   packaged.push(
     await packageService([
       '--stage',
