@@ -136,19 +136,23 @@ export function withStandInNode<D extends LocalDeps>(deps: D): D {
 }
 
 /**
- * A fresh workspace. `spec` may change the example spec; `realBuild` keeps the local
+ * A fresh workspace. `spec` may change the example spec (of which only the first validation
+ * case is kept unless `cases` is `'all'`); `realBuild` keeps the local
  * image builder: `true` builds the real recipe (slow: it copies, checks and zips the 120 MB
  * Node binary), `'fixture'` builds the same documents from a copy of the recipe whose node is a
  * stand-in (test/helpers/fixture-runtime.ts `fixtureRecipes`), for tests not about the binary.
  */
 export async function makeWorkspace(
-  options: { spec?: (spec: SpecJson) => void; realBuild?: boolean | 'fixture' } = {},
+  options: { spec?: (spec: SpecJson) => void; realBuild?: boolean | 'fixture'; cases?: 'first' | 'all' } = {},
 ): Promise<Workspace> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bakery-asl-test-'));
   const home = new LocalHome(path.join(dir, 'home'));
   await home.ensure();
   await cp(path.join(EXAMPLE, 'src'), path.join(dir, 'project', 'src'), { recursive: true });
   const spec = JSON.parse(await readFile(path.join(EXAMPLE, 'bake.json'), 'utf8')) as SpecJson;
+  // Each validation case boots two execution environments (with and without a network), so
+  // a workspace keeps the example's first case only, unless the test is about the cases.
+  if (options.cases !== 'all') for (const fn of spec.functions) fn.validation.cases = fn.validation.cases.slice(0, 1);
   options.spec?.(spec);
   const specFile = path.join(dir, 'project', 'bake.json');
   await writeFile(specFile, JSON.stringify(spec, null, 2));

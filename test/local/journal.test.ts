@@ -39,15 +39,9 @@ afterEach(async () => {
   workspaces = [];
 });
 
-/** The example with one validation case: what is tested here is the journal, not validation. */
+/** The example with one validation case (makeWorkspace's default): what is tested here is the journal, not validation. */
 async function workspace(options: Parameters<typeof makeWorkspace>[0] = {}): Promise<Workspace> {
-  const ws = await makeWorkspace({
-    spec: (spec) => {
-      for (const fn of spec.functions) fn.validation.cases = fn.validation.cases.slice(0, 1);
-      options.spec?.(spec);
-    },
-    ...(options.realBuild ? { realBuild: true } : {}),
-  });
+  const ws = await makeWorkspace(options);
   workspaces.push(ws);
   return ws;
 }

@@ -102,8 +102,8 @@ const entered = (lines: string[]) => lines.filter((l) => l.startsWith('▸ ')).m
 describe('bake.asl.json on the local runner', () => {
   describe('success path', () => {
     it('releases: the alias points at the new version, one released ledger entry, the manifest stored', async () => {
-      // Prepare
-      const ws = await workspace();
+      // Prepare: the example's three validation cases.
+      const ws = await workspace({ cases: 'all' });
       const before = await seedLiveRelease(ws);
       const lines: string[] = [];
 
@@ -271,8 +271,9 @@ describe('bake.asl.json on the local runner', () => {
     });
 
     it('Validate: a failing case fails with ValidationFailedError and its diff; nobody is asked, the alias stays', async () => {
-      // Prepare
+      // Prepare: the example's three validation cases, the first one's expectation wrong.
       const ws = await workspace({
+        cases: 'all',
         spec: (spec) => {
           const [fn] = spec.functions;
           if (fn?.validation.cases[0]) fn.validation.cases[0].expect = { match: 'subset', result: { message: 'Hello, nobody!' } };

@@ -94,11 +94,7 @@ describe('concurrent bakes on one state directory', () => {
   }, async () => {
     for (let pair = 0; pair < PAIRS; pair++) {
       // Prepare
-      const ws: Workspace = await makeWorkspace({
-        spec: (spec) => {
-          for (const fn of spec.functions) fn.validation.cases = fn.validation.cases.slice(0, 1);
-        },
-      });
+      const ws: Workspace = await makeWorkspace();
       cleanups.push(() => ws.cleanup());
       const bake = (bakeId: string) =>
         new Promise<{ code: number | null; output: string }>((resolve) => {
