@@ -64,7 +64,11 @@ export async function packageService(args: readonly string[] = [], options: { un
     await copyFile(path.join(PROJECT_ROOT, 'serverless.yml'), path.join(serviceDir, 'serverless.yml'));
     const outDir = path.join(serviceDir, '.serverless');
 
-    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
+    // serverless-esbuild stages each function's zip in a directory of the OS tmpdir that it
+    // leaves behind (16 a packaging, up to 6 MB each): give it one inside the service, which goes with it.
+    const tmp = path.join(serviceDir, '.tmp');
+    await mkdir(tmp);
+    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1', TMPDIR: tmp };
     // Packaging must not depend on any AWS identity.
     for (const name of ['AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
       delete env[name];
