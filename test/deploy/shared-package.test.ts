@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { currentOwner } from '../../src/util/owner.ts';
 import setup, { SHARED_PACKAGE_DIR } from '../global-setup.ts';
 import { PackagingFailed, SharedPackageWaitFailed, type SharedPackaging, shareOnce } from '../helpers/package.ts';
 import { scratchDir } from '../helpers/scratch.ts';
@@ -68,7 +69,7 @@ describe('shareOnce', () => {
     // Prepare: the lock is held by a live process (this one) that never writes a result.
     const dir = await scratchDir('bakery-share-');
     await mkdir(path.join(dir, 'lock'));
-    await writeFile(path.join(dir, 'lock', 'owner'), String(process.pid));
+    await writeFile(path.join(dir, 'lock', 'owner.json'), JSON.stringify(currentOwner()));
     const started = Date.now();
 
     // Act
@@ -87,7 +88,7 @@ describe('shareOnce', () => {
     const child = execFile(process.execPath, ['-e', '']);
     await new Promise((resolve) => child.on('exit', resolve));
     await mkdir(path.join(dir, 'lock'));
-    await writeFile(path.join(dir, 'lock', 'owner'), String(child.pid));
+    await writeFile(path.join(dir, 'lock', 'owner.json'), JSON.stringify({ ...currentOwner(), pid: child.pid, startTicks: null }));
     const started = Date.now();
 
     // Act

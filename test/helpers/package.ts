@@ -10,13 +10,15 @@
  * makes it once per `vitest run` (test/global-setup.ts) and hands every file the same one.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { PROJECT_ROOT } from '../../src/local/asl.ts';
+import { readJsonIfExists, writeJsonAtomic } from '../../src/util/fsx.ts';
+import { currentOwner, ownerLiveness, type ProcessOwner } from '../../src/util/owner.ts';
 import { SHARED_PACKAGE_DIR } from '../global-setup.ts';
 
 const run = promisify(execFile);
@@ -108,32 +110,6 @@ export class SharedPackageWaitFailed extends Error {
   }
 }
 
-/** Write `file` whole or not at all: another process may read it at any moment. */
-async function writeAtomically(file: string, value: unknown): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, JSON.stringify(value));
-  await rename(temporary, file);
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but is not ours to signal.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * `produce()` once across the processes sharing `dir`: the first caller takes `<dir>/lock`
  * (mkdir is atomic), produces, and writes `<dir>/done.json` or `<dir>/failed.json`; every
@@ -148,6 +124,7 @@ export async function shareOnce(
   const lock = path.join(dir, 'lock');
   const done = path.join(dir, 'done.json');
   const failed = path.join(dir, 'failed.json');
+  const ownerFile = path.join(lock, 'owner.json');
   const taken = await mkdir(lock).then(
     () => true,
     (error: NodeJS.ErrnoException) => {
@@ -155,35 +132,36 @@ export async function shareOnce(
       throw error;
     },
   );
+  // Another process may read any of these files at any moment: each is written whole (fsx).
   if (taken) {
-    await writeFile(path.join(lock, 'owner'), String(process.pid));
+    await writeJsonAtomic(ownerFile, currentOwner());
     try {
       const result = await produce();
-      await writeAtomically(done, result);
+      await writeJsonAtomic(done, result);
       return result;
     } catch (error) {
       const output = error instanceof PackagingFailed ? error.output : '';
-      await writeAtomically(failed, { message: error instanceof Error ? error.message : String(error), output });
+      await writeJsonAtomic(failed, { message: error instanceof Error ? error.message : String(error), output });
       throw error;
     }
   }
 
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const result = await readJson<SharedPackaging>(done);
+    const result = await readJsonIfExists<SharedPackaging>(done);
     if (result) return result;
-    const failure = await readJson<{ message: string; output: string }>(failed);
+    const failure = await readJsonIfExists<{ message: string; output: string }>(failed);
     if (failure) throw new PackagingFailed(`the shared packaging failed in another process: ${failure.message}`, failure.output);
     // The owner file is written just after the lock: until then, keep waiting.
-    const owner = Number(await readFile(path.join(lock, 'owner'), 'utf8').catch(() => ''));
-    if (owner && !isAlive(owner)) {
+    const owner = await readJsonIfExists<ProcessOwner>(ownerFile);
+    if (owner && ownerLiveness(owner) === 'dead') {
       // It may have written its result just before it exited.
-      if ((await readJson(done)) || (await readJson(failed))) continue;
-      throw new SharedPackageWaitFailed(`process ${owner}, which took ${lock}, ended without writing ${done} or ${failed}`);
+      if ((await readJsonIfExists(done)) || (await readJsonIfExists(failed))) continue;
+      throw new SharedPackageWaitFailed(`process ${owner.pid}, which took ${lock}, ended without writing ${done} or ${failed}`);
     }
     if (Date.now() >= deadline) {
       throw new SharedPackageWaitFailed(
-        `waited ${waitMs / 1000} s for ${done} or ${failed} from process ${owner || '(unknown)'}, which took ${lock}`,
+        `waited ${waitMs / 1000} s for ${done} or ${failed} from process ${owner?.pid ?? '(unknown)'}, which took ${lock}`,
       );
     }
     await sleep(pollMs);
