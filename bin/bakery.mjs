@@ -12,12 +12,11 @@ if (process.features.typescript) {
   // type-stripped source (./ts-cache.mjs), which Node 22 does not keep. NODE_COMPILE_CACHE=<dir>
   // moves both (default: os.tmpdir()/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns
   // both off; failing to write them never fails the command.
-  try {
-    module.enableCompileCache?.();
-    (await import('./ts-cache.mjs')).cacheTypeStripping();
-  } catch {
-    // A cache is only ever a speed-up: without it the command runs as Node runs it.
-  }
+  // A cache is only ever a speed-up: without it the command runs as Node runs it.
+  await import('./ts-cache.mjs').then(
+    (caches) => caches.enableStartupCaches(),
+    () => undefined,
+  );
   await import('../src/cli/main.ts');
 } else {
   const require = module.createRequire(import.meta.url);

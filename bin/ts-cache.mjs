@@ -100,3 +100,18 @@ export function cacheTypeStripping() {
   });
   return dir;
 }
+
+/**
+ * The start-up caches of a bakery process, in the order they need: Node's compile cache, then
+ * the type-stripping cache under its directory. For bin/bakery.mjs and, by --import, for the
+ * tests' own child processes (test/helpers/cached-start.mjs). Never throws: a cache is only
+ * ever a speed-up, without it the process runs as Node runs it.
+ */
+export function enableStartupCaches() {
+  try {
+    module.enableCompileCache?.();
+    cacheTypeStripping();
+  } catch {
+    // Not cached this time.
+  }
+}

@@ -3,12 +3,6 @@
 // type-stripped source, bin/ts-cache.mjs), so a child that loads the local composition and the
 // runner starts in about 0.35 CPU-s instead of 1.3 (measured here with test/helpers/bake-child.ts).
 // Only a speed-up: the child runs the same code either way.
-import module from 'node:module';
-import { cacheTypeStripping } from '../../bin/ts-cache.mjs';
+import { enableStartupCaches } from '../../bin/ts-cache.mjs';
 
-try {
-  module.enableCompileCache?.();
-  cacheTypeStripping();
-} catch {
-  // Without the caches the child runs all the same.
-}
+enableStartupCaches();
