@@ -12,7 +12,7 @@ const ISOLATED = ['test/runtime-api/rootfs.test.ts', 'test/statemachines/record.
 
 export default defineConfig({
   test: {
-    // Two projects of the same files and settings. A fresh process per test file (vitest's
+    // Two projects with the same settings. A fresh process per test file (vitest's
     // default isolation) costs about 0.65 CPU-s a file here (measured: the 53 files of
     // test/{cores,util,zip,functions,adapters/aws} took 53.7 CPU-s isolated, 20.6 not), about a
     // quarter of the suite's CPU on a 2-core machine. So every file runs in the `shared`

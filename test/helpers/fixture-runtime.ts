@@ -33,9 +33,9 @@ export async function standInNodeBinary(dir: string): Promise<{ NodeSource: stri
 export async function fixtureRecipes(dir: string): Promise<string> {
   const recipe = path.join(dir, 'layers', 'node22');
   await cp(path.join(PROJECT_ROOT, 'layers', 'node22'), recipe, { recursive: true });
-  const node = await standInNodeBinary(
-    await mkdir(path.join(recipe, 'fixture'), { recursive: true }).then(() => path.join(recipe, 'fixture')),
-  );
+  const fixture = path.join(recipe, 'fixture');
+  await mkdir(fixture);
+  const node = await standInNodeBinary(fixture);
   const file = path.join(recipe, 'recipe.yml');
   const text = await readFile(file, 'utf8');
   const pinned = text
